@@ -1,0 +1,86 @@
+"""pe-lb: a pool of PE compile masters behind an AWS Network Load Balancer.
+
+Reads and checks the stack config, wires the components and exports what
+operators and poolctl need. All AWS logic lives in components/.
+"""
+
+import pulumi
+
+import stack_config
+from components import CompileMasterPool, PeRepoPoolAddress, PuppetLoadBalancer, pe
+
+try:
+    settings = stack_config.load()
+except stack_config.ConfigError as error:
+    raise pulumi.RunError(f"invalid stack config:\n{error}") from None
+
+if len(settings.subnet_ids) < 2:
+    pulumi.log.warn(
+        "subnetIds lists one subnet: the pool and its NLB live in one availability zone; "
+        "list subnets in two or more AZs so an AZ outage leaves compile masters in rotation"
+    )
+
+load_balancer = PuppetLoadBalancer(
+    "pe-lb",
+    {
+        "vpc_id": settings.vpc_id,
+        "subnet_ids": settings.subnet_ids,
+        "agent_cidrs": settings.agent_cidrs,
+        "internal": settings.internal,
+        "pcp_idle_timeout_seconds": settings.pcp_idle_timeout_seconds,
+        "agent_idle_timeout_seconds": settings.agent_idle_timeout_seconds,
+        "health_check_path": settings.health_check_path,
+        "health_check_protocol": settings.health_check_protocol,
+        "pool_dns_name": settings.pool_dns_name or "",
+        "hosted_zone_id": settings.hosted_zone_id or "",
+        "tags": settings.tags,
+    },
+)
+
+# With a DNS name the compile masters need not wait for the NLB to learn their alt name.
+pool_address = (
+    pulumi.Output.from_input(settings.pool_dns_name) if settings.pool_dns_name else load_balancer.dns_name
+)
+autosign_secret = pulumi.Output.secret(settings.autosign_secret) if settings.autosign_secret else None
+
+compile_masters = CompileMasterPool(
+    "pe-lb",
+    {
+        "primary_host": settings.primary_host,
+        "pool_address": pool_address,
+        "vpc_id": settings.vpc_id,
+        "subnet_ids": settings.subnet_ids,
+        "load_balancer_security_group_id": load_balancer.security_group_id,
+        "target_group_arns": load_balancer.target_group_arns,
+        "count": settings.compile_master_count,
+        "instance_type": settings.instance_type,
+        "ami_id": settings.ami_id or "",
+        "root_volume_size_gb": settings.root_volume_size_gb,
+        "autosign_secret": autosign_secret,
+        "key_name": settings.key_name or "",
+        "admin_cidrs": settings.admin_cidrs,
+        "primary_cidrs": settings.primary_cidrs,
+        "tags": settings.tags,
+    },
+)
+
+pe_repo = PeRepoPoolAddress(
+    "pe-lb",
+    {
+        "primary_host": settings.primary_host,
+        "pool_address": load_balancer.pool_address,
+        "ssh_user": settings.ssh_user,
+        "ssh_private_key": pulumi.Output.secret(settings.ssh_private_key),
+        "rerun_on": [compile_masters.instance_ids],
+    },
+    # Agents must find a working pool when pe_repo starts handing out its address.
+    opts=pulumi.ResourceOptions(depends_on=[load_balancer, compile_masters]),
+)
+
+pulumi.export("poolAddress", load_balancer.pool_address)
+pulumi.export("loadBalancerArn", load_balancer.arn)
+pulumi.export("loadBalancerDnsName", load_balancer.dns_name)
+pulumi.export("targetGroupArns", {str(port): arn for port, arn in load_balancer.target_group_arns.items()})
+pulumi.export("compileMasterIds", compile_masters.instance_ids)
+pulumi.export("compileMasterPrivateIps", compile_masters.private_ips)
+pulumi.export("agentInstallCommand", load_balancer.pool_address.apply(pe.agent_install_command))

@@ -1,0 +1,17 @@
+"""Reusable Pulumi components for a PE compile-master pool behind an AWS NLB.
+
+    from components import CompileMasterPool, PeRepoPoolAddress, PuppetLoadBalancer
+"""
+
+from components.compile_master_pool import CompileMasterPool, CompileMasterPoolArgs
+from components.load_balancer import PuppetLoadBalancer, PuppetLoadBalancerArgs
+from components.pe_repo import PeRepoPoolAddress, PeRepoPoolAddressArgs
+
+__all__ = [
+    "CompileMasterPool",
+    "CompileMasterPoolArgs",
+    "PeRepoPoolAddress",
+    "PeRepoPoolAddressArgs",
+    "PuppetLoadBalancer",
+    "PuppetLoadBalancerArgs",
+]

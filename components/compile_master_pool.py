@@ -1,0 +1,216 @@
+"""Compile masters on EC2, spread over subnets, joined to the primary unattended."""
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from components import pe, validation
+from components.network import ingress_from_cidr, tagged
+from components.scripts import read_script
+
+DEFAULT_COUNT = 2
+DEFAULT_INSTANCE_TYPE = "m6i.xlarge"
+"""4 vCPU / 16 GiB: above PE's compiler minimum of 4 vCPU / 8 GB, with room for JRuby."""
+DEFAULT_ROOT_VOLUME_GB = 50
+MAX_COMPILE_MASTERS = 500
+
+RHEL_OWNER_ID = "309956199498"
+"""Red Hat's AWS account; RHEL 9 is a PE-supported compiler platform."""
+RHEL_9_NAME_PATTERN = "RHEL-9.*_HVM-*-x86_64-*"
+
+BOOTSTRAP_SCRIPT = "compile_master_bootstrap.sh"
+
+
+class CompileMasterPoolArgs(TypedDict):
+    primary_host: str
+    """FQDN of the PE primary the compile masters join."""
+    pool_address: pulumi.Input[str]
+    """DNS name agents use for the pool; it goes into each compile master's certificate."""
+    vpc_id: pulumi.Input[str]
+    """VPC of the subnets."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Subnets the compile masters are spread over, round-robin."""
+    load_balancer_security_group_id: pulumi.Input[str]
+    """The NLB's security group, admitted to 8140 and 8142."""
+    target_group_arns: Mapping[int, pulumi.Input[str]]
+    """Target group per port (8140, 8142) each compile master joins."""
+    count: NotRequired[int]
+    """Number of compile masters (default 2)."""
+    instance_type: NotRequired[str]
+    """EC2 instance type (default m6i.xlarge)."""
+    ami_id: NotRequired[pulumi.Input[str]]
+    """Image to boot; default: the newest RHEL 9 x86_64 image from Red Hat."""
+    root_volume_size_gb: NotRequired[int]
+    """Size of the encrypted root volume (default 50)."""
+    autosign_secret: NotRequired[pulumi.Input[str]]
+    """Challenge password for the primary's policy-based autosigning."""
+    key_name: NotRequired[str]
+    """EC2 key pair for SSH."""
+    admin_cidrs: NotRequired[Sequence[str]]
+    """Networks admitted to SSH."""
+    primary_cidrs: NotRequired[Sequence[str]]
+    """Addresses of the primary (and replica), admitted to 8140 and 8142."""
+    tags: NotRequired[Mapping[str, str]]
+    """Tags for every resource that takes them."""
+
+
+class CompileMasterPool(pulumi.ComponentResource):
+    """EC2 compile masters registered in the load balancer's target groups."""
+
+    instance_ids: pulumi.Output[list[str]]
+    """EC2 instance ids, in pool order."""
+    private_ips: pulumi.Output[list[str]]
+    """Private IP addresses, in pool order."""
+    security_group_id: pulumi.Output[str]
+    """The compile masters' security group."""
+
+    def __init__(
+        self, name: str, args: CompileMasterPoolArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        count = validation.int_in_range("count", args.get("count", DEFAULT_COUNT), 1, MAX_COMPILE_MASTERS)
+        primary_host = validation.hostname("primary_host", args["primary_host"])
+        admin_cidrs = validation.cidr_list("admin_cidrs", args.get("admin_cidrs", []))
+        primary_cidrs = validation.cidr_list("primary_cidrs", args.get("primary_cidrs", []))
+        root_volume_size_gb = validation.int_in_range(
+            "root_volume_size_gb", args.get("root_volume_size_gb", DEFAULT_ROOT_VOLUME_GB), 20, 16384
+        )
+        subnet_ids = list(args["subnet_ids"])
+        if not subnet_ids:
+            raise ValueError("subnet_ids must list at least one subnet")
+        if set(args["target_group_arns"]) != set(pe.POOL_PORTS):
+            raise ValueError(f"target_group_arns must map exactly the ports {pe.POOL_PORTS}")
+        super().__init__("pe-lb:index:CompileMasterPool", name, None, opts)
+        tags = args.get("tags")
+        child = pulumi.ResourceOptions(parent=self)
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-compile-masters",
+            vpc_id=args["vpc_id"],
+            description="PE compile masters: 8140/8142 from the NLB and the primary",
+            tags=tagged(tags, f"{name}-compile-masters"),
+            opts=child,
+        )
+        for port in pe.POOL_PORTS:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-nlb-{port}",
+                security_group_id=security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                referenced_security_group_id=args["load_balancer_security_group_id"],
+                description=f"NLB (agents and health checks) to {port}",
+                opts=child,
+            )
+            for index, primary_cidr in enumerate(primary_cidrs):
+                ingress_from_cidr(
+                    f"{name}-from-primary-{port}-{index}",
+                    security_group_id=security_group.id,
+                    port=port,
+                    cidr=primary_cidr,
+                    description=f"PE primary to {port}",
+                    parent=self,
+                )
+        for index, admin_cidr in enumerate(admin_cidrs):
+            ingress_from_cidr(
+                f"{name}-ssh-{index}",
+                security_group_id=security_group.id,
+                port=pe.SSH_PORT,
+                cidr=admin_cidr,
+                description="Administrators' SSH",
+                parent=self,
+            )
+        # Compile masters talk to the primary (8140, 8143, PuppetDB 8081, PostgreSQL) and to
+        # OS package mirrors, whose addresses this program cannot know.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-egress",
+            security_group_id=security_group.id,
+            ip_protocol="-1",
+            cidr_ipv4="0.0.0.0/0",
+            description="Primary, PuppetDB and package mirrors",
+            opts=child,
+        )
+
+        ami_id = args.get("ami_id") or _latest_rhel9_ami(self)
+        user_data = pulumi.Output.all(args["pool_address"], args.get("autosign_secret")).apply(
+            lambda values: render_bootstrap(primary_host, values[0], values[1])
+        )
+        instances = []
+        for index in range(count):
+            instance = aws.ec2.Instance(
+                f"{name}-{index}",
+                ami=ami_id,
+                instance_type=args.get("instance_type", DEFAULT_INSTANCE_TYPE),
+                subnet_id=subnet_ids[index % len(subnet_ids)],
+                vpc_security_group_ids=[security_group.id],
+                associate_public_ip_address=False,
+                key_name=args.get("key_name"),
+                metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                    http_endpoint="enabled",
+                    http_tokens="required",
+                    http_put_response_hop_limit=1,
+                ),
+                root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                    encrypted=True,
+                    volume_type="gp3",
+                    volume_size=root_volume_size_gb,
+                    delete_on_termination=True,
+                ),
+                user_data=user_data,
+                # User data runs at first boot only: a new pool address needs a new certificate,
+                # which only a fresh instance requests.
+                user_data_replace_on_change=True,
+                tags=tagged(tags, f"{name}-{index}"),
+                opts=child,
+            )
+            for port in pe.POOL_PORTS:
+                aws.lb.TargetGroupAttachment(
+                    f"{name}-{index}-{port}",
+                    target_group_arn=args["target_group_arns"][port],
+                    target_id=instance.id,
+                    port=port,
+                    opts=child,
+                )
+            instances.append(instance)
+
+        self.instance_ids = pulumi.Output.all(*[instance.id for instance in instances])
+        self.private_ips = pulumi.Output.all(*[instance.private_ip for instance in instances])
+        self.security_group_id = security_group.id
+        self.register_outputs(
+            {
+                "instanceIds": self.instance_ids,
+                "privateIps": self.private_ips,
+                "securityGroupId": self.security_group_id,
+            }
+        )
+
+
+def render_bootstrap(primary_host: str, pool_address: str, autosign_secret: str | None) -> str:
+    """User data: the bootstrap script with its parameters set in front of it."""
+    parameters = {
+        "PE_INSTALL_URL": f"https://{primary_host}:{pe.PUPPETSERVER_PORT}/packages/current/install.bash",
+        # "puppet" keeps agents with the default server setting working against the pool.
+        "PE_DNS_ALT_NAMES": f"puppet,{pool_address}",
+        "PE_AUTH_ROLE": pe.COMPILER_AUTH_ROLE,
+        "PE_AUTOSIGN_SECRET": autosign_secret or "",
+    }
+    script = read_script(BOOTSTRAP_SCRIPT)
+    shebang, body = script.split("\n", 1)
+    assignments = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in parameters.items())
+    return f"{shebang}\n# Parameters rendered by pe-lb.\n{assignments}{body}"
+
+
+def _latest_rhel9_ami(parent: pulumi.Resource) -> pulumi.Output[str]:
+    image = aws.ec2.get_ami_output(
+        most_recent=True,
+        owners=[RHEL_OWNER_ID],
+        filters=[
+            aws.ec2.GetAmiFilterArgs(name="name", values=[RHEL_9_NAME_PATTERN]),
+            aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
+            aws.ec2.GetAmiFilterArgs(name="root-device-type", values=["ebs"]),
+        ],
+        opts=pulumi.InvokeOutputOptions(parent=parent),
+    )
+    return image.id

@@ -1,0 +1,235 @@
+"""An internal or internet-facing NLB in front of the compile masters."""
+
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from components import pe, validation
+from components.network import ingress_from_cidr, tagged
+
+
+class PuppetLoadBalancerArgs(TypedDict):
+    vpc_id: pulumi.Input[str]
+    """VPC the load balancer and its target groups live in."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Subnets for the NLB's nodes; use at least two availability zones."""
+    agent_cidrs: Sequence[str]
+    """Networks whose agents may reach 8140 and 8142 through the pool."""
+    internal: NotRequired[bool]
+    """Internal (default) or internet-facing."""
+    pcp_idle_timeout_seconds: NotRequired[int]
+    """TCP idle timeout of the 8142 listener; at least 900, the PCP brokers' own limit."""
+    agent_idle_timeout_seconds: NotRequired[int]
+    """TCP idle timeout of the 8140 listener."""
+    health_check_path: NotRequired[str]
+    """Status path checked over HTTPS on 8140 for both target groups."""
+    health_check_protocol: NotRequired[str]
+    """HTTPS (status endpoint, default) or TCP (8140 listens; for an unreachable status endpoint)."""
+    pool_dns_name: NotRequired[str]
+    """Stable name for the pool; with hosted_zone_id, an alias record to the NLB is made."""
+    hosted_zone_id: NotRequired[str]
+    """Route53 zone that holds pool_dns_name."""
+    tags: NotRequired[Mapping[str, str]]
+    """Tags for every resource that takes them."""
+
+
+class PuppetLoadBalancer(pulumi.ComponentResource):
+    """TCP pass-through NLB on 8140 and 8142 with status-endpoint health checks."""
+
+    arn: pulumi.Output[str]
+    """ARN of the network load balancer."""
+    dns_name: pulumi.Output[str]
+    """The NLB's own DNS name."""
+    zone_id: pulumi.Output[str]
+    """The NLB's canonical hosted zone, for alias records."""
+    pool_address: pulumi.Output[str]
+    """What agents use: pool_dns_name when given, else the NLB's DNS name."""
+    security_group_id: pulumi.Output[str]
+    """The NLB's security group; compile masters admit traffic from it."""
+    target_group_arns: dict[int, pulumi.Output[str]]
+    """Target group ARN per port (8140, 8142)."""
+
+    def __init__(
+        self, name: str, args: PuppetLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        settings = _Settings(args)
+        super().__init__("pe-lb:index:PuppetLoadBalancer", name, None, opts)
+        tags = args.get("tags")
+        child = pulumi.ResourceOptions(parent=self)
+
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-nlb",
+            vpc_id=args["vpc_id"],
+            description="PE compile-master pool NLB: agents to 8140/8142",
+            tags=tagged(tags, f"{name}-nlb"),
+            opts=child,
+        )
+        for port in pe.POOL_PORTS:
+            for index, agent_cidr in enumerate(settings.agent_cidrs):
+                ingress_from_cidr(
+                    f"{name}-agents-{port}-{index}",
+                    security_group_id=security_group.id,
+                    port=port,
+                    cidr=agent_cidr,
+                    description=f"PE agents to {port}",
+                    parent=self,
+                )
+        # Forwarded traffic and health checks leave the NLB for targets inside the VPC only.
+        vpc = aws.ec2.get_vpc_output(id=args["vpc_id"], opts=pulumi.InvokeOutputOptions(parent=self))
+        for port in pe.POOL_PORTS:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-to-targets-{port}",
+                security_group_id=security_group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4=vpc.cidr_block,
+                description=f"NLB to compile masters on {port}",
+                opts=child,
+            )
+
+        load_balancer = aws.lb.LoadBalancer(
+            f"{name}-nlb",
+            load_balancer_type="network",
+            internal=settings.internal,
+            subnets=args["subnet_ids"],
+            security_groups=[security_group.id],
+            enable_cross_zone_load_balancing=True,
+            tags=tagged(tags, f"{name}-nlb"),
+            opts=child,
+        )
+
+        health_check = _health_check(settings.health_check_protocol, settings.health_check_path)
+        idle_timeouts = {
+            pe.PUPPETSERVER_PORT: settings.agent_idle_timeout_seconds,
+            pe.PCP_BROKER_PORT: settings.pcp_idle_timeout_seconds,
+        }
+        self.target_group_arns = {}
+        for port in pe.POOL_PORTS:
+            is_pcp = port == pe.PCP_BROKER_PORT
+            target_group = aws.lb.TargetGroup(
+                f"{name}-{port}",
+                port=port,
+                protocol="TCP",
+                target_type="instance",
+                vpc_id=args["vpc_id"],
+                health_check=health_check,
+                # PXP agents reconnect to another broker; a socket left on a leaving or sick
+                # broker would only sit there until the 15-minute idle limit.
+                connection_termination=is_pcp,
+                deregistration_delay=(
+                    pe.PCP_DEREGISTRATION_DELAY_SECONDS
+                    if is_pcp
+                    else pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS
+                ),
+                target_health_states=[
+                    aws.lb.TargetGroupTargetHealthStateArgs(
+                        enable_unhealthy_connection_termination=is_pcp,
+                        unhealthy_draining_interval=(
+                            None if is_pcp else pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS
+                        ),
+                    )
+                ],
+                tags=tagged(tags, f"{name}-{port}"),
+                opts=child,
+            )
+            aws.lb.Listener(
+                f"{name}-{port}",
+                load_balancer_arn=load_balancer.arn,
+                port=port,
+                # TCP, never TLS: agents authenticate to puppetserver with client certificates.
+                protocol="TCP",
+                tcp_idle_timeout_seconds=idle_timeouts[port],
+                default_actions=[
+                    aws.lb.ListenerDefaultActionArgs(
+                        type="forward", target_group_arn=target_group.arn
+                    )
+                ],
+                tags=tagged(tags, f"{name}-{port}"),
+                opts=child,
+            )
+            self.target_group_arns[port] = target_group.arn
+
+        self.arn = load_balancer.arn
+        self.dns_name = load_balancer.dns_name
+        self.zone_id = load_balancer.zone_id
+        self.security_group_id = security_group.id
+        if settings.pool_dns_name:
+            record = aws.route53.Record(
+                f"{name}-pool",
+                zone_id=settings.hosted_zone_id,
+                name=settings.pool_dns_name,
+                type="A",
+                aliases=[
+                    aws.route53.RecordAliasArgs(
+                        name=load_balancer.dns_name,
+                        zone_id=load_balancer.zone_id,
+                        evaluate_target_health=True,
+                    )
+                ],
+                opts=child,
+            )
+            self.pool_address = record.name
+        else:
+            self.pool_address = load_balancer.dns_name
+
+        self.register_outputs(
+            {
+                "arn": self.arn,
+                "dnsName": self.dns_name,
+                "poolAddress": self.pool_address,
+                "securityGroupId": self.security_group_id,
+                "targetGroupArns": {str(port): arn for port, arn in self.target_group_arns.items()},
+            }
+        )
+
+
+class _Settings:
+    """The component's plain arguments, defaulted and checked."""
+
+    def __init__(self, args: PuppetLoadBalancerArgs) -> None:
+        self.agent_cidrs = validation.cidr_list("agent_cidrs", args["agent_cidrs"], allow_empty=False)
+        self.internal = args.get("internal", True)
+        self.pcp_idle_timeout_seconds = validation.int_in_range(
+            "pcp_idle_timeout_seconds",
+            args.get("pcp_idle_timeout_seconds", pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS),
+            pe.PCP_BROKER_IDLE_SECONDS,
+            pe.NLB_IDLE_TIMEOUT_RANGE[1],
+            "PCP brokers close idle connections after 900 s; the NLB must not close them sooner",
+        )
+        self.agent_idle_timeout_seconds = validation.int_in_range(
+            "agent_idle_timeout_seconds",
+            args.get("agent_idle_timeout_seconds", pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS),
+            *pe.NLB_IDLE_TIMEOUT_RANGE,
+            "the NLB's TCP idle timeout range",
+        )
+        self.health_check_path = validation.status_path(
+            "health_check_path", args.get("health_check_path", pe.STATUS_PATH)
+        )
+        self.health_check_protocol = validation.one_of(
+            "health_check_protocol", args.get("health_check_protocol", "HTTPS"), pe.HEALTH_CHECK_PROTOCOLS
+        )
+        self.pool_dns_name = args.get("pool_dns_name")
+        self.hosted_zone_id = args.get("hosted_zone_id")
+        if bool(self.pool_dns_name) != bool(self.hosted_zone_id):
+            raise ValueError(
+                "pool_dns_name and hosted_zone_id go together: give both for a Route53 alias, or neither"
+            )
+
+
+def _health_check(protocol: str, path: str) -> aws.lb.TargetGroupHealthCheckArgs:
+    """Both target groups check puppetserver on 8140: PE reports the broker's state there too."""
+    timing = pe.HEALTH_CHECK_TIMING
+    http_only = {"path": path, "matcher": "200"} if protocol == "HTTPS" else {}
+    return aws.lb.TargetGroupHealthCheckArgs(
+        enabled=True,
+        protocol=protocol,
+        port=str(pe.PUPPETSERVER_PORT),
+        interval=timing.interval_seconds,
+        timeout=timing.timeout_seconds,
+        healthy_threshold=timing.healthy_threshold,
+        unhealthy_threshold=timing.unhealthy_threshold,
+        **http_only,
+    )

@@ -1,0 +1,78 @@
+"""Checks shared by the stack config and the components' own arguments.
+
+Each raises ``ValueError`` with a message that names the setting, the value
+given and what is allowed, so a user can fix it without reading code.
+"""
+
+import ipaddress
+import re
+from collections.abc import Sequence
+
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
+
+
+def int_in_range(key: str, value: object, low: int, high: int, why: str = "") -> int:
+    """An int within [low, high]; bools are refused although Python counts them as ints."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}={value!r} must be a whole number {low}..{high}")
+    if not low <= value <= high:
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{key}={value} must be {low}..{high}{reason}")
+    return value
+
+
+def hostname(key: str, value: object) -> str:
+    """A DNS name such as ``puppet.example.com`` (no scheme, port or path)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key}={value!r} must be a DNS name such as puppet.example.com")
+    name = value[:-1] if value.endswith(".") else value
+    if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in name.split(".")):
+        raise ValueError(
+            f"{key}={value!r} must be a DNS name such as puppet.example.com "
+            "(letters, digits and hyphens in dot-separated labels; no scheme, port or path)"
+        )
+    return name.lower()
+
+
+def cidr(key: str, value: object) -> str:
+    """An IPv4 or IPv6 network in CIDR form with no host bits set."""
+    try:
+        network = ipaddress.ip_network(str(value), strict=True)
+    except ValueError:
+        raise ValueError(
+            f"{key} entry {value!r} must be a CIDR block such as 10.0.0.0/16 or 2001:db8::/32 "
+            "(network address, no host bits)"
+        ) from None
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"{key} entry {value!r} must carry a prefix length, e.g. {network}")
+    return str(network)
+
+
+def cidr_list(key: str, values: object, *, allow_empty: bool = True) -> list[str]:
+    """A list of CIDR blocks, each checked."""
+    if not isinstance(values, Sequence) or isinstance(values, str):
+        raise ValueError(f"{key}={values!r} must be a list of CIDR blocks, e.g. [\"10.0.0.0/8\"]")
+    if not values and not allow_empty:
+        raise ValueError(f"{key} must list at least one CIDR block, e.g. [\"10.0.0.0/8\"]")
+    return [cidr(key, value) for value in values]
+
+
+def aws_id(key: str, value: object, prefix: str) -> str:
+    """An AWS resource id such as ``subnet-0abc123``."""
+    if not isinstance(value, str) or not re.fullmatch(rf"{prefix}-[0-9a-f]{{8,17}}", value):
+        raise ValueError(f"{key}={value!r} must be an id of the form {prefix}-0123456789abcdef0")
+    return value
+
+
+def one_of(key: str, value: object, allowed: Sequence[str]) -> str:
+    """One of a fixed set of strings."""
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} must be one of: {', '.join(allowed)}")
+    return str(value)
+
+
+def status_path(key: str, value: object) -> str:
+    """An absolute URL path for the health check."""
+    if not isinstance(value, str) or not value.startswith("/") or " " in value or len(value) > 1024:
+        raise ValueError(f"{key}={value!r} must be an absolute URL path such as /status/v1/simple")
+    return value

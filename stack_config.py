@@ -1,0 +1,262 @@
+"""The stack's config (keys under ``pe-lb:``), read and checked before anything is declared."""
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pulumi
+
+from components import pe, validation
+from components.compile_master_pool import (
+    DEFAULT_COUNT,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_ROOT_VOLUME_GB,
+    MAX_COMPILE_MASTERS,
+)
+from components.pe_repo import DEFAULT_SSH_USER
+
+PROJECT = "pe-lb"
+SECRET_KEYS = ("sshPrivateKey", "autosignSecret")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """One or more stack config values are wrong; the message has a line for each."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    primary_host: str
+    vpc_id: str
+    subnet_ids: list[str]
+    agent_cidrs: list[str]
+    ssh_private_key: str = field(repr=False)
+    compile_master_count: int = DEFAULT_COUNT
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    ami_id: str | None = None
+    root_volume_size_gb: int = DEFAULT_ROOT_VOLUME_GB
+    internal: bool = True
+    pcp_idle_timeout_seconds: int = pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS
+    agent_idle_timeout_seconds: int = pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS
+    health_check_path: str = pe.STATUS_PATH
+    health_check_protocol: str = "HTTPS"
+    pool_dns_name: str | None = None
+    hosted_zone_id: str | None = None
+    ssh_user: str = DEFAULT_SSH_USER
+    autosign_secret: str | None = field(default=None, repr=False)
+    key_name: str | None = None
+    admin_cidrs: list[str] = field(default_factory=list)
+    primary_cidrs: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def load() -> StackSettings:
+    """Read this stack's config from the Pulumi runtime."""
+    raw: dict[str, str] = {}
+    secret: set[str] = set()
+    for key in KNOWN_KEYS:
+        full_key = f"{PROJECT}:{key}"
+        value = pulumi.runtime.get_config(full_key)
+        if value is not None:
+            raw[key] = value
+            if pulumi.runtime.is_config_secret(full_key):
+                secret.add(key)
+    return parse(raw, secret)
+
+
+def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
+    """Check every key and build the settings; all problems are reported together."""
+    reader = _Reader(raw, secret_keys)
+    pool_dns_name = reader.optional("poolDnsName", lambda k, v: validation.hostname(k, v))
+    hosted_zone_id = reader.optional("hostedZoneId", _hosted_zone_id)
+    if bool(pool_dns_name) != bool(hosted_zone_id) and not reader.errors:
+        reader.errors.append(
+            "poolDnsName and hostedZoneId go together: set both for a Route53 alias to the NLB, or neither"
+        )
+    settings = StackSettings(
+        primary_host=reader.required("primaryHost", validation.hostname),
+        vpc_id=reader.required("vpcId", lambda k, v: validation.aws_id(k, v, "vpc")),
+        subnet_ids=reader.required("subnetIds", _subnet_ids),
+        agent_cidrs=reader.required("agentCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)),
+        ssh_private_key=reader.secret("sshPrivateKey", required=True) or "",
+        compile_master_count=reader.integer("compileMasterCount", DEFAULT_COUNT, 1, MAX_COMPILE_MASTERS),
+        instance_type=reader.optional("instanceType", _instance_type) or DEFAULT_INSTANCE_TYPE,
+        ami_id=reader.optional("amiId", lambda k, v: validation.aws_id(k, v, "ami")),
+        root_volume_size_gb=reader.integer("rootVolumeSizeGb", DEFAULT_ROOT_VOLUME_GB, 20, 16384),
+        internal=reader.boolean("internal", True),
+        pcp_idle_timeout_seconds=reader.integer(
+            "pcpIdleTimeoutSeconds",
+            pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS,
+            pe.PCP_BROKER_IDLE_SECONDS,
+            pe.NLB_IDLE_TIMEOUT_RANGE[1],
+            "PCP brokers close idle connections after 900 s; the NLB must not close them sooner",
+        ),
+        agent_idle_timeout_seconds=reader.integer(
+            "agentIdleTimeoutSeconds",
+            pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS,
+            *pe.NLB_IDLE_TIMEOUT_RANGE,
+            "the NLB's TCP idle timeout range",
+        ),
+        health_check_path=reader.optional("healthCheckPath", validation.status_path) or pe.STATUS_PATH,
+        health_check_protocol=reader.optional(
+            "healthCheckProtocol", lambda k, v: validation.one_of(k, v.upper(), pe.HEALTH_CHECK_PROTOCOLS)
+        )
+        or "HTTPS",
+        pool_dns_name=pool_dns_name,
+        hosted_zone_id=hosted_zone_id,
+        ssh_user=reader.optional("sshUser", _ssh_user) or DEFAULT_SSH_USER,
+        autosign_secret=reader.secret("autosignSecret", required=False),
+        key_name=reader.optional("keyName", _key_name),
+        admin_cidrs=reader.optional("adminCidrs", lambda k, v: validation.cidr_list(k, _json(k, v))) or [],
+        primary_cidrs=reader.optional("primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v))) or [],
+        tags=reader.optional("tags", _tags) or {},
+    )
+    if reader.errors:
+        raise ConfigError("\n".join(reader.errors))
+    return settings
+
+
+class _Reader:
+    """Reads raw config strings and collects one error line per bad key."""
+
+    def __init__(self, raw: Mapping[str, str], secret_keys: set[str]) -> None:
+        self.raw = raw
+        self.secret_keys = secret_keys
+        self.errors: list[str] = []
+        unknown = sorted(set(raw) - set(KNOWN_KEYS))
+        if unknown:
+            self.errors.append(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(KNOWN_KEYS)}")
+
+    def _check(self, key: str, check: Callable[[str, str], T]) -> T | None:
+        try:
+            return check(key, self.raw[key])
+        except ValueError as error:
+            self.errors.append(str(error))
+            return None
+
+    def optional(self, key: str, check: Callable[[str, str], T]) -> T | None:
+        if self.raw.get(key, "") == "":
+            return None
+        return self._check(key, check)
+
+    def required(self, key: str, check: Callable[[str, str], T]) -> T:
+        if self.raw.get(key, "") == "":
+            self.errors.append(f"{key} is required: pulumi config set {key} <value>  ({KNOWN_KEYS[key]})")
+            return None  # type: ignore[return-value]  # reported; parse() raises before use
+        return self._check(key, check)  # type: ignore[return-value]
+
+    def integer(self, key: str, default: int, low: int, high: int, why: str = "") -> int:
+        def check(k: str, v: str) -> int:
+            try:
+                number = int(v)
+            except ValueError:
+                raise ValueError(f"{k}={v!r} must be a whole number {low}..{high}") from None
+            return validation.int_in_range(k, number, low, high, why)
+
+        value = self.optional(key, check)
+        return default if value is None else value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        def check(k: str, v: str) -> bool:
+            if v.lower() not in ("true", "false"):
+                raise ValueError(f"{k}={v!r} must be true or false")
+            return v.lower() == "true"
+
+        value = self.optional(key, check)
+        return default if value is None else value
+
+    def secret(self, key: str, *, required: bool) -> str | None:
+        value = self.raw.get(key, "")
+        if value == "":
+            if required:
+                self.errors.append(
+                    f"{key} is required and must be a secret: pulumi config set --secret {key} < FILE"
+                )
+            return None
+        if key not in self.secret_keys:
+            self.errors.append(
+                f"{key} is stored in plain text in the stack config; it must be a secret: "
+                f"pulumi config rm {key} && pulumi config set --secret {key} < FILE"
+            )
+            return None
+        return value
+
+
+def _json(key: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError(f"{key}={value!r} must be a YAML/JSON list, e.g. [\"10.0.0.0/8\"]") from None
+
+
+def _subnet_ids(key: str, value: str) -> list[str]:
+    subnets = _json(key, value)
+    if not isinstance(subnets, list) or not subnets:
+        raise ValueError(f"{key}={value!r} must list at least one subnet id (two or more in different AZs)")
+    ids = [validation.aws_id(key, subnet, "subnet") for subnet in subnets]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{key}={value!r} lists a subnet twice")
+    return ids
+
+
+def _hosted_zone_id(key: str, value: str) -> str:
+    if not re.fullmatch(r"Z[A-Z0-9]{1,31}", value):
+        raise ValueError(f"{key}={value!r} must be a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ")
+    return value
+
+
+def _instance_type(key: str, value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", value):
+        raise ValueError(f"{key}={value!r} must be an EC2 instance type such as {DEFAULT_INSTANCE_TYPE}")
+    return value
+
+
+def _ssh_user(key: str, value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", value):
+        raise ValueError(f"{key}={value!r} must be a Unix user name such as {DEFAULT_SSH_USER}")
+    return value
+
+
+def _key_name(key: str, value: str) -> str:
+    if len(value) > 255 or not value.isprintable():
+        raise ValueError(f"{key}={value!r} must be the name of an EC2 key pair (up to 255 printable characters)")
+    return value
+
+
+def _tags(key: str, value: str) -> dict[str, str]:
+    tags = _json(key, value)
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and not k.lower().startswith("aws:")
+        for k, v in tags.items()
+    ):
+        raise ValueError(f"{key}={value!r} must map tag names to string values (names may not start with aws:)")
+    return dict(tags)
+
+
+KNOWN_KEYS: dict[str, str] = {
+    "primaryHost": "FQDN of the PE primary server",
+    "compileMasterCount": f"number of compile masters, 1..{MAX_COMPILE_MASTERS}",
+    "instanceType": "EC2 instance type of the compile masters",
+    "amiId": "image for the compile masters; default: newest RHEL 9 from Red Hat",
+    "rootVolumeSizeGb": "size of each compile master's encrypted root volume",
+    "vpcId": "VPC to run in",
+    "subnetIds": "subnets for the NLB and compile masters, two or more AZs",
+    "agentCidrs": "networks whose agents may reach 8140/8142",
+    "internal": "internal (true) or internet-facing (false) NLB",
+    "pcpIdleTimeoutSeconds": "TCP idle timeout of the 8142 listener, 900..6000",
+    "agentIdleTimeoutSeconds": "TCP idle timeout of the 8140 listener, 60..6000",
+    "healthCheckPath": "status path the health checks GET",
+    "healthCheckProtocol": "HTTPS (status endpoint) or TCP",
+    "poolDnsName": "stable DNS name for the pool",
+    "hostedZoneId": "Route53 zone of poolDnsName",
+    "sshUser": "SSH user on the primary for the pe_repo command",
+    "sshPrivateKey": "SSH private key for the primary (secret)",
+    "autosignSecret": "challenge password for the primary's autosigning (secret)",
+    "keyName": "EC2 key pair for the compile masters",
+    "adminCidrs": "networks admitted to SSH on the compile masters",
+    "primaryCidrs": "addresses of the primary, admitted to 8140/8142 on the compile masters",
+    "tags": "tags for every resource",
+}

@@ -1,0 +1,221 @@
+"""Runs Pulumi programs under mocks and records the whole resource graph.
+
+Every registered resource is kept with its type, name, inputs (secrets still
+marked), parent and dependencies, so tests can assert on the graph as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import runpy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.rpc import _special_secret_sig, _special_sig_key
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "pe-lb"
+STACK = "test"
+
+SECRET_MARK = "[secret]"
+
+VPC_CIDR = "10.20.0.0/16"
+MOCK_AMI = "ami-0mockrhel9000000"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_special_sig_key) == _special_secret_sig
+
+
+def reveal(value: Any) -> Any:
+    """The value with every secret marker removed (what the provider would see)."""
+    if is_secret(value):
+        return reveal(value["value"])
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def redact(value: Any) -> Any:
+    """The value as state and logs may show it: secrets replaced by a mark."""
+    if is_secret(value):
+        return SECRET_MARK
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass
+class Recorded:
+    urn: str
+    type: str
+    name: str
+    raw_inputs: dict[str, Any]
+    parent: str
+    dependencies: list[str]
+    custom: bool
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return reveal(self.raw_inputs)
+
+
+@dataclass
+class Graph:
+    resources: list[Recorded]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+    def of_type(self, type_token: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> Recorded:
+        found = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {type_token} {name or ''}, found {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> Recorded:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def ancestors(self, resource: Recorded) -> Iterator[Recorded]:
+        urns = {r.urn: r for r in self.resources}
+        parent = urns.get(resource.parent)
+        while parent is not None:
+            yield parent
+            parent = urns.get(parent.parent)
+
+    def depends_on(self, resource: Recorded, other: Recorded) -> bool:
+        """Whether ``resource`` waits for ``other``, directly or through a component's children."""
+        targets = {other.urn} | {r.urn for r in self.resources if other in self.ancestors(r)}
+        return bool(targets & set(resource.dependencies))
+
+    def plaintext(self) -> str:
+        """Everything the engine would store or print in the clear."""
+        public_outputs = {k: v for k, v in self.outputs.items() if k not in self.secret_outputs}
+        return json.dumps(
+            {"resources": [redact(r.raw_inputs) for r in self.resources], "outputs": public_outputs},
+            default=str,
+        )
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[Recorded] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.recorded.append(
+                Recorded(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    raw_inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                    parent=request.parent,
+                    dependencies=list(request.dependencies),
+                    custom=request.custom,
+                )
+            )
+        return response
+
+
+class PeLbMocks(pulumi.runtime.Mocks):
+    """Answers for the AWS resources and invokes the program uses."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        if args.typ == "aws:ec2/instance:Instance":
+            resource_id = "i-" + format(abs(hash(args.name)) % 16**17, "017x")
+            state["privateIp"] = f"10.20.{len(args.name)}.{abs(hash(args.name)) % 250 + 1}"
+        if args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            state["arn"] = f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/{args.name}/abc"
+            state["dnsName"] = f"{args.name}-abc.elb.eu-west-1.amazonaws.com"
+            state["zoneId"] = "Z2IFOLAFXWLO4F"
+        if args.typ == "aws:lb/targetGroup:TargetGroup":
+            state["arn"] = f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{args.name}/abc"
+        if args.typ == "aws:ec2/securityGroup:SecurityGroup":
+            resource_id = f"sg-{args.name}"
+        if args.typ == "aws:route53/record:Record":
+            state["fqdn"] = args.inputs.get("name")
+        if args.typ == "command:remote:Command":
+            state["stdout"] = "pe_repo: ok"
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == "aws:ec2/getVpc:getVpc":
+            return {"id": args.args.get("id"), "cidrBlock": VPC_CIDR}, []
+        if args.token == "aws:ec2/getAmi:getAmi":
+            return {"id": MOCK_AMI, "architecture": "x86_64"}, []
+        return {}, []
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def run(
+    program: Callable[[], None],
+    config: Mapping[str, Any] | None = None,
+    secret_keys: tuple[str, ...] = (),
+) -> Graph:
+    """Run ``program`` under mocks with the given ``pe-lb:`` config; return the graph it declared."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        mocks = PeLbMocks()
+        monitor = RecordingMonitor(mocks)
+        logger = logging.getLogger(f"pe-lb-test-{id(monitor)}")
+        collector = _WarningCollector()
+        logger.addHandler(collector)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False, logger=logger, monitor=monitor)
+        pulumi.runtime.set_all_config(
+            {f"{PROJECT}:{key}": _config_string(value) for key, value in (config or {}).items()},
+            [f"{PROJECT}:{key}" for key in secret_keys],
+        )
+        _sync_await(run_pulumi_func(program))
+        stack = pulumi.runtime.get_root_resource()
+        exported: dict[str, Any] = dict(getattr(stack, "outputs", {}) or {})
+        outputs: dict[str, Any] = {}
+        secret_outputs: set[str] = set()
+        for key, value in exported.items():
+            output = pulumi.Output.from_input(value)
+            outputs[key] = _sync_await(output.future())
+            if _sync_await(output.is_secret()):
+                secret_outputs.add(key)
+        return Graph(monitor.recorded, outputs, secret_outputs, collector.messages)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def run_main(config: Mapping[str, Any], secret_keys: tuple[str, ...] = ("sshPrivateKey", "autosignSecret")) -> Graph:
+    """Run the project's own __main__.py as `pulumi up` would."""
+    present = tuple(key for key in secret_keys if key in config)
+    return run(lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__"), config, present)
+
+
+def _config_string(value: Any) -> str:
+    """Config reaches a program as strings; lists and maps as JSON, like `pulumi config set --path`."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)

@@ -1,0 +1,64 @@
+"""The whole program (__main__.py) under mocks, with a stack config like Pulumi.dev.yaml."""
+
+from typing import Any
+
+import pytest
+
+from components import pe
+from tests.conftest import AUTOSIGN_SECRET, SSH_KEY
+from tests.harness import Graph, run_main
+
+INSTANCE = "aws:ec2/instance:Instance"
+ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+LISTENER = "aws:lb/listener:Listener"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+COMMAND = "command:remote:Command"
+
+
+@pytest.fixture
+def graph(stack_config: dict[str, Any]) -> Graph:
+    return run_main(stack_config)
+
+
+def test_every_compile_master_is_in_both_target_groups(graph: Graph) -> None:
+    target_groups = {tg.inputs["port"]: tg.name for tg in graph.of_type(TARGET_GROUP)}
+    instances = graph.of_type(INSTANCE)
+    assert len(instances) == 3
+    for instance in instances:
+        attachments = [a for a in graph.of_type(ATTACHMENT) if instance.urn in a.dependencies]
+        assert sorted(a.inputs["port"] for a in attachments) == list(pe.POOL_PORTS)
+        for attachment in attachments:
+            arn = attachment.inputs["targetGroupArn"]
+            assert arn.endswith(f"/{target_groups[attachment.inputs['port']]}/abc")
+
+
+def test_pe_repo_command_depends_on_load_balancer_and_compile_masters(graph: Graph) -> None:
+    run = graph.one(COMMAND)
+    assert graph.depends_on(run, graph.one(LOAD_BALANCER))
+    for listener in graph.of_type(LISTENER):
+        assert graph.depends_on(run, listener)
+    for instance in graph.of_type(INSTANCE):
+        assert graph.depends_on(run, instance)
+
+
+def test_secrets_never_appear_in_plain_text(graph: Graph) -> None:
+    plaintext = graph.plaintext()
+    assert SSH_KEY not in plaintext and "mock-ssh-key" not in plaintext
+    assert AUTOSIGN_SECRET not in plaintext
+    # ...yet they reach the resources that need them.
+    connection = graph.one(COMMAND).inputs["connection"]
+    assert connection["privateKey"] == SSH_KEY
+    assert all(AUTOSIGN_SECRET in i.inputs["userData"] for i in graph.of_type(INSTANCE))
+
+
+def test_outputs(graph: Graph) -> None:
+    nlb_dns = "pe-lb-nlb-abc.elb.eu-west-1.amazonaws.com"
+    assert graph.outputs["poolAddress"] == nlb_dns
+    assert graph.outputs["loadBalancerDnsName"] == nlb_dns
+    assert set(graph.outputs["targetGroupArns"]) == {"8140", "8142"}
+    assert len(graph.outputs["compileMasterIds"]) == 3
+    assert len(graph.outputs["compileMasterPrivateIps"]) == 3
+    assert graph.outputs["agentInstallCommand"] == (
+        f"curl --insecure https://{nlb_dns}:8140/packages/current/install.bash | sudo bash"
+    )
