@@ -80,7 +80,9 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         primary_host=reader.required("primaryHost", validation.hostname),
         vpc_id=reader.required("vpcId", lambda k, v: validation.aws_id(k, v, "vpc")),
         subnet_ids=reader.required("subnetIds", _subnet_ids),
-        agent_cidrs=reader.required("agentCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)),
+        agent_cidrs=reader.required(
+            "agentCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)
+        ),
         ssh_private_key=reader.secret("sshPrivateKey", required=True) or "",
         compile_master_count=reader.integer("compileMasterCount", DEFAULT_COUNT, 1, MAX_COMPILE_MASTERS),
         instance_type=reader.optional("instanceType", _instance_type) or DEFAULT_INSTANCE_TYPE,
@@ -111,7 +113,8 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         autosign_secret=reader.secret("autosignSecret", required=False),
         key_name=reader.optional("keyName", _key_name),
         admin_cidrs=reader.optional("adminCidrs", lambda k, v: validation.cidr_list(k, _json(k, v))) or [],
-        primary_cidrs=reader.optional("primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v))) or [],
+        primary_cidrs=reader.optional("primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v)))
+        or [],
         tags=reader.optional("tags", _tags) or {},
     )
     if reader.errors:
@@ -128,7 +131,9 @@ class _Reader:
         self.errors: list[str] = []
         unknown = sorted(set(raw) - set(KNOWN_KEYS))
         if unknown:
-            self.errors.append(f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(KNOWN_KEYS)}")
+            self.errors.append(
+                f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(KNOWN_KEYS)}"
+            )
 
     def _check(self, key: str, check: Callable[[str, str], T]) -> T | None:
         try:
@@ -189,7 +194,7 @@ def _json(key: str, value: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError:
-        raise ValueError(f"{key}={value!r} must be a YAML/JSON list, e.g. [\"10.0.0.0/8\"]") from None
+        raise ValueError(f'{key}={value!r} must be a YAML/JSON list, e.g. ["10.0.0.0/8"]') from None
 
 
 def _subnet_ids(key: str, value: str) -> list[str]:
@@ -222,7 +227,9 @@ def _ssh_user(key: str, value: str) -> str:
 
 def _key_name(key: str, value: str) -> str:
     if len(value) > 255 or not value.isprintable():
-        raise ValueError(f"{key}={value!r} must be the name of an EC2 key pair (up to 255 printable characters)")
+        raise ValueError(
+            f"{key}={value!r} must be the name of an EC2 key pair (up to 255 printable characters)"
+        )
     return value
 
 
@@ -232,7 +239,9 @@ def _tags(key: str, value: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) and k and not k.lower().startswith("aws:")
         for k, v in tags.items()
     ):
-        raise ValueError(f"{key}={value!r} must map tag names to string values (names may not start with aws:)")
+        raise ValueError(
+            f"{key}={value!r} must map tag names to string values (names may not start with aws:)"
+        )
     return dict(tags)
 
 

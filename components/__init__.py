@@ -1,6 +1,6 @@
 """Reusable Pulumi components for a PE compile-master pool behind an AWS NLB.
 
-    from components import CompileMasterPool, PeRepoPoolAddress, PuppetLoadBalancer
+from components import CompileMasterPool, PeRepoPoolAddress, PuppetLoadBalancer
 """
 
 from components.compile_master_pool import CompileMasterPool, CompileMasterPoolArgs

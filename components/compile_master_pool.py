@@ -41,13 +41,13 @@ class CompileMasterPoolArgs(TypedDict):
     """Number of compile masters (default 2)."""
     instance_type: NotRequired[str]
     """EC2 instance type (default m6i.xlarge)."""
-    ami_id: NotRequired[pulumi.Input[str]]
+    ami_id: NotRequired[pulumi.Input[str] | None]
     """Image to boot; default: the newest RHEL 9 x86_64 image from Red Hat."""
     root_volume_size_gb: NotRequired[int]
     """Size of the encrypted root volume (default 50)."""
-    autosign_secret: NotRequired[pulumi.Input[str]]
+    autosign_secret: NotRequired[pulumi.Input[str] | None]
     """Challenge password for the primary's policy-based autosigning."""
-    key_name: NotRequired[str]
+    key_name: NotRequired[str | None]
     """EC2 key pair for SSH."""
     admin_cidrs: NotRequired[Sequence[str]]
     """Networks admitted to SSH."""
@@ -146,7 +146,7 @@ class CompileMasterPool(pulumi.ComponentResource):
                 subnet_id=subnet_ids[index % len(subnet_ids)],
                 vpc_security_group_ids=[security_group.id],
                 associate_public_ip_address=False,
-                key_name=args.get("key_name"),
+                key_name=args.get("key_name") or None,
                 metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                     http_endpoint="enabled",
                     http_tokens="required",
@@ -213,4 +213,5 @@ def _latest_rhel9_ami(parent: pulumi.Resource) -> pulumi.Output[str]:
         ],
         opts=pulumi.InvokeOutputOptions(parent=parent),
     )
-    return image.id
+    ami_id: pulumi.Output[str] = image.id
+    return ami_id

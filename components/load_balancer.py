@@ -27,9 +27,9 @@ class PuppetLoadBalancerArgs(TypedDict):
     """Status path checked over HTTPS on 8140 for both target groups."""
     health_check_protocol: NotRequired[str]
     """HTTPS (status endpoint, default) or TCP (8140 listens; for an unreachable status endpoint)."""
-    pool_dns_name: NotRequired[str]
+    pool_dns_name: NotRequired[str | None]
     """Stable name for the pool; with hosted_zone_id, an alias record to the NLB is made."""
-    hosted_zone_id: NotRequired[str]
+    hosted_zone_id: NotRequired[str | None]
     """Route53 zone that holds pool_dns_name."""
     tags: NotRequired[Mapping[str, str]]
     """Tags for every resource that takes them."""
@@ -143,9 +143,7 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
                 protocol="TCP",
                 tcp_idle_timeout_seconds=idle_timeouts[port],
                 default_actions=[
-                    aws.lb.ListenerDefaultActionArgs(
-                        type="forward", target_group_arn=target_group.arn
-                    )
+                    aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)
                 ],
                 tags=tagged(tags, f"{name}-{port}"),
                 opts=child,

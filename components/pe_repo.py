@@ -52,7 +52,9 @@ class PeRepoPoolAddress(pulumi.ComponentResource):
                 private_key=pulumi.Output.secret(args["ssh_private_key"]),
             ),
             create=pool_address.apply(lambda address: script_command("set", address, primary_host, ssh_user)),
-            delete=pool_address.apply(lambda address: script_command("unset", address, primary_host, ssh_user)),
+            delete=pool_address.apply(
+                lambda address: script_command("unset", address, primary_host, ssh_user)
+            ),
             stdin=read_script(PE_REPO_SCRIPT),
             triggers=[pool_address, *args.get("rerun_on", [])],
             # A component's depends_on does not reach its children; the command must not
@@ -66,11 +68,18 @@ class PeRepoPoolAddress(pulumi.ComponentResource):
 def script_command(action: str, pool_address: str, primary_host: str, ssh_user: str) -> str:
     """The shell command that runs the script (read from stdin) on the primary."""
     arguments = [
-        "python3", "-", action, pool_address,
-        "--certname", primary_host,
-        "--classifier-url", f"https://{primary_host}:{pe.CLASSIFIER_PORT}/classifier-api",
-        "--group", pe.PE_MASTER_NODE_GROUP,
-        "--parameter", pe.PE_REPO_POOL_ADDRESS_PARAMETER,
+        "python3",
+        "-",
+        action,
+        pool_address,
+        "--certname",
+        primary_host,
+        "--classifier-url",
+        f"https://{primary_host}:{pe.CLASSIFIER_PORT}/classifier-api",
+        "--group",
+        pe.PE_MASTER_NODE_GROUP,
+        "--parameter",
+        pe.PE_REPO_POOL_ADDRESS_PARAMETER,
     ]
     # The primary's certificates and Puppet run need root.
     prefix = [] if ssh_user == "root" else ["sudo", "-n"]

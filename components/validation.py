@@ -51,9 +51,9 @@ def cidr(key: str, value: object) -> str:
 def cidr_list(key: str, values: object, *, allow_empty: bool = True) -> list[str]:
     """A list of CIDR blocks, each checked."""
     if not isinstance(values, Sequence) or isinstance(values, str):
-        raise ValueError(f"{key}={values!r} must be a list of CIDR blocks, e.g. [\"10.0.0.0/8\"]")
+        raise ValueError(f'{key}={values!r} must be a list of CIDR blocks, e.g. ["10.0.0.0/8"]')
     if not values and not allow_empty:
-        raise ValueError(f"{key} must list at least one CIDR block, e.g. [\"10.0.0.0/8\"]")
+        raise ValueError(f'{key} must list at least one CIDR block, e.g. ["10.0.0.0/8"]')
     return [cidr(key, value) for value in values]
 
 

@@ -7,7 +7,7 @@ from tests.harness import PROJECT_DIR
 
 sys.path.insert(0, str(PROJECT_DIR))
 
-SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-ssh-key-never-in-plaintext\n-----END OPENSSH PRIVATE KEY-----\n"
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-ssh-key-never-in-plaintext\n-----END KEY-----\n"
 AUTOSIGN_SECRET = "mock-autosign-never-in-plaintext"
 
 

@@ -69,7 +69,8 @@ class Recorded:
 
     @property
     def inputs(self) -> dict[str, Any]:
-        return reveal(self.raw_inputs)
+        revealed: dict[str, Any] = reveal(self.raw_inputs)
+        return revealed
 
 
 @dataclass
@@ -117,7 +118,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded: list[Recorded] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.recorded.append(
                 Recorded(
@@ -143,7 +144,9 @@ class PeLbMocks(pulumi.runtime.Mocks):
             resource_id = "i-" + format(abs(hash(args.name)) % 16**17, "017x")
             state["privateIp"] = f"10.20.{len(args.name)}.{abs(hash(args.name)) % 250 + 1}"
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
-            state["arn"] = f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/{args.name}/abc"
+            state["arn"] = (
+                f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/{args.name}/abc"
+            )
             state["dnsName"] = f"{args.name}-abc.elb.eu-west-1.amazonaws.com"
             state["zoneId"] = "Z2IFOLAFXWLO4F"
         if args.typ == "aws:lb/targetGroup:TargetGroup":
@@ -174,7 +177,7 @@ class _WarningCollector(logging.Handler):
 
 
 def run(
-    program: Callable[[], None],
+    program: Callable[[], object],
     config: Mapping[str, Any] | None = None,
     secret_keys: tuple[str, ...] = (),
 ) -> Graph:
@@ -187,12 +190,17 @@ def run(
         logger = logging.getLogger(f"pe-lb-test-{id(monitor)}")
         collector = _WarningCollector()
         logger.addHandler(collector)
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False, logger=logger, monitor=monitor)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=STACK, preview=False, logger=logger, monitor=monitor
+        )
         pulumi.runtime.set_all_config(
             {f"{PROJECT}:{key}": _config_string(value) for key, value in (config or {}).items()},
             [f"{PROJECT}:{key}" for key in secret_keys],
         )
-        _sync_await(run_pulumi_func(program))
+        def body() -> None:
+            program()
+
+        _sync_await(run_pulumi_func(body))
         stack = pulumi.runtime.get_root_resource()
         exported: dict[str, Any] = dict(getattr(stack, "outputs", {}) or {})
         outputs: dict[str, Any] = {}
@@ -208,7 +216,9 @@ def run(
         loop.close()
 
 
-def run_main(config: Mapping[str, Any], secret_keys: tuple[str, ...] = ("sshPrivateKey", "autosignSecret")) -> Graph:
+def run_main(
+    config: Mapping[str, Any], secret_keys: tuple[str, ...] = ("sshPrivateKey", "autosignSecret")
+) -> Graph:
     """Run the project's own __main__.py as `pulumi up` would."""
     present = tuple(key for key in secret_keys if key in config)
     return run(lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__"), config, present)

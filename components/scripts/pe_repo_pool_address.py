@@ -32,7 +32,7 @@ PUPPET_RUN_OK = (0, 2)
 """puppet agent --detailed-exitcodes: 0 nothing changed, 2 changes applied."""
 
 
-class Failure(Exception):
+class PeRepoError(Exception):
     """A failure reported to the user in one line, without a traceback."""
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.puppet:
             _run_puppet(args.puppet)
-    except Failure as failure:
+    except PeRepoError as failure:
         print(f"pe_repo: {failure}", file=sys.stderr)
         return 1
     return 0
@@ -74,7 +74,7 @@ class Classifier:
                 os.path.join(ssl_dir, "private_keys", f"{certname}.pem"),
             )
         except OSError as error:
-            raise Failure(f"cannot load the certificates of {certname!r} from {ssl_dir}: {error}") from None
+            raise PeRepoError(f"cannot load the certificates of {certname!r} in {ssl_dir}: {error}") from None
         self.context = context
 
     def group_named(self, name: str) -> dict[str, Any]:
@@ -82,7 +82,7 @@ class Classifier:
         for group in groups:
             if group.get("name") == name:
                 return dict(group)
-        raise Failure(f"no node group named {name!r} in the classifier")
+        raise PeRepoError(f"no node group named {name!r} in the classifier")
 
     def update_config_data(self, group_id: str, parameter: str, value: str | None) -> None:
         # The classifier merges a group delta; a null value removes the key.
@@ -99,19 +99,26 @@ class Classifier:
                 text = response.read().decode()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace").strip()
-            raise Failure(f"{method} {path} answered HTTP {error.code}: {detail}") from None
+            raise PeRepoError(f"{method} {path} answered HTTP {error.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise Failure(f"{method} {self.base_url}{path} failed: {reason}") from None
+            raise PeRepoError(f"{method} {self.base_url}{path} failed: {reason}") from None
         return json.loads(text) if text.strip() else None
 
 
 def _run_puppet(puppet: str) -> None:
-    command = [puppet, "agent", "--onetime", "--no-daemonize", "--no-usecacheonfailure",
-               "--detailed-exitcodes", "--verbose"]
+    command = [
+        puppet,
+        "agent",
+        "--onetime",
+        "--no-daemonize",
+        "--no-usecacheonfailure",
+        "--detailed-exitcodes",
+        "--verbose",
+    ]
     result = subprocess.run(command, check=False)
     if result.returncode not in PUPPET_RUN_OK:
-        raise Failure(f"the Puppet run on the primary failed (exit {result.returncode})")
+        raise PeRepoError(f"the Puppet run on the primary failed (exit {result.returncode})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,9 +129,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier-url", required=True, help="e.g. https://primary:4433/classifier-api")
     parser.add_argument("--ssl-dir", default="/etc/puppetlabs/puppet/ssl")
     parser.add_argument("--group", required=True, help="node group, e.g. 'PE Master'")
-    parser.add_argument("--parameter", required=True, help="pe_repo parameter, e.g. compile_master_pool_address")
-    parser.add_argument("--puppet", default="/opt/puppetlabs/bin/puppet",
-                        help="puppet executable; empty to skip the Puppet run")
+    parser.add_argument(
+        "--parameter", required=True, help="pe_repo parameter, e.g. compile_master_pool_address"
+    )
+    parser.add_argument(
+        "--puppet",
+        default="/opt/puppetlabs/bin/puppet",
+        help="puppet executable; empty to skip the Puppet run",
+    )
     return parser
 
 

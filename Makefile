@@ -1,0 +1,47 @@
+# make up    deploy a stack (STACK=dev by default) with the Pulumi CLI
+# make test  lint, type-check and run the tests (no Pulumi CLI or AWS account needed)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: up test lint venv preview destroy benchmark clean
+
+up:
+	@./scripts/require-pulumi
+	@$(MAKE) --no-print-directory venv
+	@pulumi whoami >/dev/null 2>&1 || pulumi login --local
+	@pulumi stack select "$(STACK)" 2>/dev/null || pulumi stack init "$(STACK)"
+	pulumi up --stack "$(STACK)"
+
+preview:
+	@./scripts/require-pulumi
+	@$(MAKE) --no-print-directory venv
+	@pulumi whoami >/dev/null 2>&1 || pulumi login --local
+	pulumi preview --stack "$(STACK)"
+
+destroy:
+	@./scripts/require-pulumi
+	pulumi destroy --stack "$(STACK)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv "$(VENV)"
+	"$(VENV)/bin/pip" install --quiet --upgrade pip
+	"$(VENV)/bin/pip" install --quiet -r requirements.txt
+	touch "$@"
+
+lint: venv
+	"$(VENV)/bin/ruff" check .
+	"$(VENV)/bin/mypy"
+	"$(VENV)/bin/shellcheck" components/scripts/*.sh scripts/* .ci/run
+
+test: lint
+	"$(PY)" -m pytest
+
+benchmark: venv
+	"$(PY)" -m benchmarks.evaluate
+
+clean:
+	rm -rf "$(VENV)" .pytest_cache .mypy_cache .ruff_cache
