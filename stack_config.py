@@ -55,14 +55,17 @@ class StackSettings:
 
 def load() -> StackSettings:
     """Read this stack's config from the Pulumi runtime."""
+    prefix = f"{PROJECT}:"
+    # Every key the stack sets under pe-lb:, so a misspelt key is reported, not ignored.
+    present = {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
+    keys = {key.removeprefix(prefix) for key in present if key.startswith(prefix)} | set(KNOWN_KEYS)
     raw: dict[str, str] = {}
     secret: set[str] = set()
-    for key in KNOWN_KEYS:
-        full_key = f"{PROJECT}:{key}"
-        value = pulumi.runtime.get_config(full_key)
+    for key in keys:
+        value = pulumi.runtime.get_config(prefix + key)
         if value is not None:
-            raw[key] = value
-            if pulumi.runtime.is_config_secret(full_key):
+            raw[key] = str(value)
+            if pulumi.runtime.is_config_secret(prefix + key):
                 secret.add(key)
     return parse(raw, secret)
 

@@ -79,6 +79,7 @@ class Graph:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    error: BaseException | None = None
 
     def of_type(self, type_token: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == type_token]
@@ -180,6 +181,8 @@ def run(
     program: Callable[[], object],
     config: Mapping[str, Any] | None = None,
     secret_keys: tuple[str, ...] = (),
+    *,
+    expect_error: bool = False,
 ) -> Graph:
     """Run ``program`` under mocks with the given ``pe-lb:`` config; return the graph it declared."""
     loop = asyncio.new_event_loop()
@@ -194,13 +197,21 @@ def run(
             mocks, project=PROJECT, stack=STACK, preview=False, logger=logger, monitor=monitor
         )
         pulumi.runtime.set_all_config(
-            {f"{PROJECT}:{key}": _config_string(value) for key, value in (config or {}).items()},
+            {f"{PROJECT}:{key}": config_string(value) for key, value in (config or {}).items()},
             [f"{PROJECT}:{key}" for key in secret_keys],
         )
+
         def body() -> None:
             program()
 
-        _sync_await(run_pulumi_func(body))
+        try:
+            _sync_await(run_pulumi_func(body))
+        except Exception as error:
+            if not expect_error:
+                raise
+            return Graph(monitor.recorded, warnings=collector.messages, error=error)
+        if expect_error:
+            raise AssertionError("the program succeeded; an error was expected")
         stack = pulumi.runtime.get_root_resource()
         exported: dict[str, Any] = dict(getattr(stack, "outputs", {}) or {})
         outputs: dict[str, Any] = {}
@@ -217,14 +228,21 @@ def run(
 
 
 def run_main(
-    config: Mapping[str, Any], secret_keys: tuple[str, ...] = ("sshPrivateKey", "autosignSecret")
+    config: Mapping[str, Any],
+    secret_keys: tuple[str, ...] = ("sshPrivateKey", "autosignSecret"),
+    *,
+    expect_error: bool = False,
 ) -> Graph:
     """Run the project's own __main__.py as `pulumi up` would."""
     present = tuple(key for key in secret_keys if key in config)
-    return run(lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__"), config, present)
+
+    def program() -> None:
+        runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+
+    return run(program, config, present, expect_error=expect_error)
 
 
-def _config_string(value: Any) -> str:
+def config_string(value: Any) -> str:
     """Config reaches a program as strings; lists and maps as JSON, like `pulumi config set --path`."""
     if isinstance(value, str):
         return value
