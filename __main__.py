@@ -41,7 +41,6 @@ load_balancer = PuppetLoadBalancer(
 pool_address = (
     pulumi.Output.from_input(settings.pool_dns_name) if settings.pool_dns_name else load_balancer.dns_name
 )
-autosign_secret = pulumi.Output.secret(settings.autosign_secret) if settings.autosign_secret else None
 
 compile_masters = CompileMasterPool(
     "pe-lb",
@@ -56,7 +55,7 @@ compile_masters = CompileMasterPool(
         "instance_type": settings.instance_type,
         "ami_id": settings.ami_id,
         "root_volume_size_gb": settings.root_volume_size_gb,
-        "autosign_secret": autosign_secret,
+        "autosign_secret": settings.autosign_secret,
         "key_name": settings.key_name,
         "admin_cidrs": settings.admin_cidrs,
         "primary_cidrs": settings.primary_cidrs,
@@ -70,7 +69,7 @@ pe_repo = PeRepoPoolAddress(
         "primary_host": settings.primary_host,
         "pool_address": load_balancer.pool_address,
         "ssh_user": settings.ssh_user,
-        "ssh_private_key": pulumi.Output.secret(settings.ssh_private_key),
+        "ssh_private_key": settings.ssh_private_key,
         "rerun_on": [compile_masters.instance_ids],
     },
     # Agents must find a working pool when pe_repo starts handing out its address.

@@ -134,7 +134,10 @@ class CompileMasterPool(pulumi.ComponentResource):
         )
 
         ami_id = args.get("ami_id") or _latest_rhel9_ami(self)
-        user_data = pulumi.Output.all(args["pool_address"], args.get("autosign_secret")).apply(
+        # Wrapped here too, so a caller's plain string never lands in state unencrypted.
+        autosign_secret = args.get("autosign_secret")
+        secret = pulumi.Output.secret(autosign_secret) if autosign_secret else None
+        user_data = pulumi.Output.all(args["pool_address"], secret).apply(
             lambda values: render_bootstrap(primary_host, values[0], values[1])
         )
         instances = []
