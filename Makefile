@@ -34,6 +34,7 @@ $(VENV)/.installed: requirements.txt
 
 lint: venv
 	"$(VENV)/bin/ruff" check .
+	"$(VENV)/bin/ruff" format --check .
 	"$(VENV)/bin/mypy"
 	"$(VENV)/bin/shellcheck" components/scripts/*.sh scripts/* .ci/run
 

@@ -21,7 +21,9 @@ def path_without_pulumi(tmp_path: Path) -> str:
 
 def test_make_up_without_pulumi_cli_stops_with_install_instructions(tmp_path: Path) -> None:
     work = tmp_path / "clone"
-    shutil.copytree(PROJECT_DIR, work, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".*_cache"))
+    shutil.copytree(
+        PROJECT_DIR, work, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".*_cache")
+    )
     env = {**os.environ, "PATH": path_without_pulumi(tmp_path)}
     result = subprocess.run(["make", "up"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
