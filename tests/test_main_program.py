@@ -1,5 +1,6 @@
 """The whole program (__main__.py) under mocks, with a stack config like Pulumi.dev.yaml."""
 
+import shlex
 from typing import Any
 
 import pytest
@@ -62,3 +63,39 @@ def test_outputs(graph: Graph) -> None:
     assert graph.outputs["agentInstallCommand"] == (
         f"curl --insecure https://{nlb_dns}:8140/packages/current/install.bash | sudo bash"
     )
+
+
+def test_pool_dns_name_is_the_address_and_instances_need_not_wait_for_the_nlb(
+    stack_config: dict[str, Any],
+) -> None:
+    graph = run_main(
+        {**stack_config, "poolDnsName": "puppet-pool.example.com", "hostedZoneId": "Z0123456789ABC"}
+    )
+    assert graph.outputs["poolAddress"] == "puppet-pool.example.com"
+    assert "puppet-pool.example.com:8140/packages" in graph.outputs["agentInstallCommand"]
+    record = graph.one("aws:route53/record:Record")
+    assert record.inputs["aliases"][0]["name"] == graph.outputs["loadBalancerDnsName"]
+    nlb = graph.one(LOAD_BALANCER)
+    for instance in graph.of_type(INSTANCE):
+        assert "PE_DNS_ALT_NAMES=puppet,puppet-pool.example.com" in instance.inputs["userData"]
+        assert nlb.urn not in instance.dependencies
+    assert graph.depends_on(graph.one(COMMAND), record)
+    assert shlex.split(graph.one(COMMAND).inputs["create"])[5] == "puppet-pool.example.com"
+
+
+def test_without_pool_dns_name_certificates_name_the_nlb(graph: Graph) -> None:
+    nlb_dns = graph.outputs["loadBalancerDnsName"]
+    for instance in graph.of_type(INSTANCE):
+        assert f"PE_DNS_ALT_NAMES=puppet,{nlb_dns}" in instance.inputs["userData"]
+
+
+def test_component_types_and_parents(graph: Graph) -> None:
+    components = {c.type for c in graph.resources if not c.custom}
+    assert components == {
+        "pe-lb:index:PuppetLoadBalancer",
+        "pe-lb:index:CompileMasterPool",
+        "pe-lb:index:PeRepoPoolAddress",
+    }
+    for resource in graph.resources:
+        if resource.custom:
+            assert graph.by_urn(resource.parent).type.startswith("pe-lb:index:"), resource.name
