@@ -1,0 +1,405 @@
+"""Command line: status, drain, undrain, wait-healthy, probe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+import botocore.exceptions
+
+from poolctl.pool import GONE, HEALTHY, INSTANCE_ID, Pool, PoolError, PoolStatus, TargetHealth
+from poolctl.probe import probe
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Context:
+    args: argparse.Namespace
+    out: TextIO
+    progress: TextIO
+
+    def pool(self) -> Pool:
+        load_balancer, _ = pool_reference(self.args)
+        if not load_balancer:
+            raise PoolError("the stack outputs have no loadBalancerArn: pass --load-balancer NAME_OR_ARN")
+        return Pool(session(self.args, load_balancer), load_balancer, self.args.endpoint_url)
+
+    def say(self, message: str) -> None:
+        print(message, file=self.progress, flush=True)
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, progress: TextIO | None = None) -> int:
+    args = parser().parse_args(argv)
+    context = Context(args, out or sys.stdout, progress or sys.stderr)
+    try:
+        result: int = args.run(context)
+        return result
+    except PoolError as error:
+        print(f"poolctl: {error}", file=context.progress)
+    except botocore.exceptions.BotoCoreError as error:
+        print(f"poolctl: {aws_problem(error, args)}", file=context.progress)
+    except botocore.exceptions.ClientError as error:
+        print(f"poolctl: {client_problem(error)}", file=context.progress)
+    except KeyboardInterrupt:
+        print(
+            "poolctl: interrupted; the pool may be mid-change, check it with `status`", file=context.progress
+        )
+    return EXIT_ERROR
+
+
+# --- where the pool is ---------------------------------------------------------------------------
+
+
+def pool_reference(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(load balancer name or ARN, pool address) from the flags or the stack's outputs."""
+    address: str | None = getattr(args, "address", None)  # only probe takes --address
+    if args.load_balancer:
+        return args.load_balancer, address
+    if args.outputs:
+        outputs = read_outputs(
+            Path(args.outputs).read_text() if Path(args.outputs).exists() else None, args.outputs
+        )
+    elif args.stack:
+        outputs = stack_outputs(args.stack)
+    else:
+        raise PoolError("say which pool: --load-balancer NAME_OR_ARN, --stack STACK or --outputs FILE")
+    return outputs.get("loadBalancerArn"), address or outputs.get("poolAddress")
+
+
+def read_outputs(text: str | None, source: str) -> dict[str, Any]:
+    if text is None:
+        raise PoolError(
+            f"--outputs {source}: no such file (save one with `pulumi stack output --json > FILE`)"
+        )
+    try:
+        outputs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PoolError(f"{source} is not the JSON of `pulumi stack output --json`: {error}") from None
+    if not isinstance(outputs, dict):
+        raise PoolError(f"{source} is not the JSON of `pulumi stack output --json`")
+    return outputs
+
+
+def stack_outputs(stack: str) -> dict[str, Any]:
+    if not shutil.which("pulumi"):
+        raise PoolError(
+            "--stack needs the Pulumi CLI, which is not installed; pass --load-balancer NAME_OR_ARN, "
+            "or --outputs FILE saved with `pulumi stack output --json`"
+        )
+    run = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--stack", stack], capture_output=True, text=True, check=False
+    )
+    if run.returncode != 0:
+        raise PoolError(f"`pulumi stack output --stack {stack}` failed: {run.stderr.strip()}")
+    return read_outputs(run.stdout, f"stack {stack}")
+
+
+def session(args: argparse.Namespace, load_balancer: str) -> boto3.Session:
+    region = args.region
+    if not region and load_balancer.startswith("arn:"):
+        region = load_balancer.split(":")[3] or None
+    return boto3.Session(profile_name=args.profile, region_name=region)
+
+
+def aws_problem(error: botocore.exceptions.BotoCoreError, args: argparse.Namespace) -> str:
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile"
+    if isinstance(error, botocore.exceptions.ProfileNotFound):
+        return f"AWS profile {args.profile!r} not found in your AWS config: check --profile"
+    if isinstance(error, botocore.exceptions.NoRegionError):
+        return "no AWS region: pass --region, set AWS_REGION, or give the load balancer's ARN"
+    if isinstance(
+        error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError
+    ):
+        where = args.endpoint_url or "the AWS endpoint"
+        return f"cannot reach {where}: check --endpoint-url, --region and the network"
+    return f"AWS call failed: {error}"
+
+
+def client_problem(error: botocore.exceptions.ClientError) -> str:
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "")
+    attempts = error.response.get("ResponseMetadata", {}).get("MaxAttemptsReached")
+    if code in ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"):
+        return (
+            "AWS kept throttling poolctl's requests, even after retrying with backoff "
+            f"({'all attempts used' if attempts else code}); wait a minute, or raise AWS_MAX_ATTEMPTS"
+        )
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return (
+            f"AWS denied the request ({code}): {message}. poolctl needs elasticloadbalancing and ec2 access"
+        )
+    return f"AWS refused the request ({code}): {message}"
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_status(context: Context) -> int:
+    status = context.pool().status()
+    if context.args.json:
+        json.dump(status_json(status), context.out, indent=2)
+        context.out.write("\n")
+    else:
+        context.out.write(status_text(status))
+    return EXIT_OK if status.all_healthy else EXIT_UNHEALTHY
+
+
+def cmd_drain(context: Context) -> int:
+    instance_id = checked_instance_id(context.args.instance_id)
+    pool = context.pool()
+    status = pool.status()
+    if instance_id not in status.instances:
+        raise PoolError(
+            f"{instance_id} is not a target of {status.load_balancer_name}; "
+            f"its compile masters are: {', '.join(status.instances) or 'none'}"
+        )
+    others = [i for i in status.instances if i != instance_id and status.is_healthy(i)]
+    if not others and not context.args.force:
+        raise PoolError(
+            f"refusing to drain {instance_id}: no other compile master is healthy on every port, so agents "
+            "would have nowhere to go. Fix the pool first (poolctl status), or pass --force"
+        )
+    context.say(f"deregistering {instance_id} from the {', '.join(map(str, status.ports))} target groups")
+    pool.deregister(instance_id)
+    done = wait_for(
+        context,
+        lambda: pool.target_health(instance_id),
+        lambda health: all(h.state == GONE for h in health.values()),
+        f"{instance_id} drained",
+    )
+    return EXIT_OK if done else EXIT_UNHEALTHY
+
+
+def cmd_undrain(context: Context) -> int:
+    instance_id = checked_instance_id(context.args.instance_id)
+    pool = context.pool()
+    instance = pool.instances([instance_id])[instance_id]
+    vpc = pool.load_balancer().get("VpcId")
+    if instance.state != "running":
+        raise PoolError(f"{instance_id} is {instance.state or 'not running'}; start it before undrain")
+    context.say(
+        f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {vpc} pool on 8140 and 8142"
+    )
+    pool.register(instance_id)
+    done = wait_for(
+        context,
+        lambda: pool.target_health(instance_id),
+        lambda health: all(h.state == HEALTHY for h in health.values()),
+        f"{instance_id} healthy on every port",
+    )
+    return EXIT_OK if done else EXIT_UNHEALTHY
+
+
+def cmd_wait_healthy(context: Context) -> int:
+    pool = context.pool()
+    done = wait_for(context, pool.status, lambda status: status.all_healthy, "every compile master healthy")
+    return EXIT_OK if done else EXIT_UNHEALTHY
+
+
+def cmd_probe(context: Context) -> int:
+    load_balancer, address = pool_reference(context.args)
+    if not address:
+        if not load_balancer:
+            raise PoolError("no pool address: pass --address, or --load-balancer/--stack/--outputs")
+        address = Pool(
+            session(context.args, load_balancer), load_balancer, context.args.endpoint_url
+        ).load_balancer()["DNSName"]
+    result = probe(address, cacert=context.args.cacert, connect_to=context.args.connect_to)
+    if context.args.json:
+        json.dump({**asdict(result), "ok": result.ok}, context.out, indent=2)
+        context.out.write("\n")
+    else:
+        chain = (
+            "verified against " + context.args.cacert
+            if result.chain_verified
+            else "not verified (no --cacert)"
+        )
+        lines = [
+            f"GET {result.url}" + (f" via {context.args.connect_to}" if context.args.connect_to else ""),
+            f"  status:      {result.status if result.status is not None else 'no answer'}",
+            f"  body:        {result.body or '-'}",
+            f"  certificate: names {', '.join(result.certificate_names) or '-'}",
+            f"  pool name:   {'valid' if result.name_valid else 'NOT valid'} for {address}",
+            f"  chain:       {chain}",
+            *(f"  problem:     {problem}" for problem in result.problems),
+        ]
+        context.out.write("\n".join(lines) + "\n")
+    return EXIT_OK if result.ok else EXIT_UNHEALTHY
+
+
+def wait_for(context: Context, read: Callable[[], Any], done: Callable[[Any], bool], goal: str) -> bool:
+    """Poll ``read`` until ``done``, printing progress when it changes; False on --timeout."""
+    started = time.monotonic()
+    last = ""
+    while True:
+        value = read()
+        elapsed = time.monotonic() - started
+        line = progress_line(value)
+        if line != last:
+            context.say(f"  [{elapsed:5.0f}s] {line}")
+            last = line
+        if done(value):
+            context.say(f"{goal} after {elapsed:.0f}s")
+            return True
+        if elapsed >= context.args.timeout:
+            context.say(f"timed out after {context.args.timeout:g}s waiting for {goal}: {line}")
+            return False
+        time.sleep(context.args.interval)
+
+
+def progress_line(value: Any) -> str:
+    if isinstance(value, PoolStatus):
+        parts = []
+        for port in value.ports:
+            healthy = sum(value.health(i, port).state == HEALTHY for i in value.instances)
+            parts.append(f"{port}: {healthy}/{len(value.instances)} healthy")
+        sick = [f"{i} {value.health(i, p)} on {p}" for i in value.instances for p in value.ports
+                if value.health(i, p).state != HEALTHY]  # fmt: skip
+        return "; ".join(parts) + (f" (waiting for {', '.join(sick)})" if sick else "")
+    health: dict[int, TargetHealth] = value
+    return ", ".join(f"{port}: {state}" for port, state in health.items())
+
+
+def checked_instance_id(instance_id: str) -> str:
+    if not INSTANCE_ID.match(instance_id):
+        raise PoolError(f"INSTANCE_ID {instance_id!r} is not an EC2 instance id (i-0123456789abcdef0)")
+    return instance_id
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def status_text(status: PoolStatus) -> str:
+    lines = [f"Load balancer {status.load_balancer_name} ({status.scheme}) {status.dns_name}"]
+    for port, group in status.ports.items():
+        idle = f"{group.idle_timeout_seconds} s" if group.idle_timeout_seconds else "default"
+        lines.append(
+            f"  listener {port}: {group.protocol}, TCP idle timeout {idle} -> {group.target_group_name}"
+        )
+    for port, group in status.ports.items():
+        check = group.health_check
+        lines.append(
+            f"  health check {port}: {check.protocol} :{check.port}{check.path or ''} "
+            f"every {check.interval_seconds} s (timeout {check.timeout_seconds} s), "
+            f"out after {check.unhealthy_threshold} failures = {check.failure_detection_seconds} s, "
+            f"back after {check.healthy_threshold} = {check.recovery_seconds} s"
+        )
+    ports = list(status.ports)
+    header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", *map(str, ports)]
+    rows = [
+        [i.instance_id, i.name or "-", i.private_ip or "-", i.availability_zone or "-",
+         *(str(status.health(i.instance_id, port)) for port in ports)]
+        for i in status.instances.values()
+    ]  # fmt: skip
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    lines.append("")
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+              for row in [header, *rows]]  # fmt: skip
+    healthy = sum(status.is_healthy(i) for i in status.instances)
+    lines.append(f"\n{healthy} of {len(status.instances)} compile masters healthy on every port")
+    return "\n".join(lines) + "\n"
+
+
+def status_json(status: PoolStatus) -> dict[str, Any]:
+    return {
+        "loadBalancer": {
+            "name": status.load_balancer_name,
+            "arn": status.load_balancer_arn,
+            "dnsName": status.dns_name,
+            "scheme": status.scheme,
+        },
+        "listeners": {
+            str(port): {
+                "protocol": group.protocol,
+                "tcpIdleTimeoutSeconds": group.idle_timeout_seconds,
+                "targetGroupArn": group.target_group_arn,
+                "healthCheck": {
+                    **asdict(group.health_check),
+                    "failureDetectionSeconds": group.health_check.failure_detection_seconds,
+                    "recoverySeconds": group.health_check.recovery_seconds,
+                },
+            }
+            for port, group in status.ports.items()
+        },
+        "compileMasters": [
+            {
+                "instanceId": i.instance_id,
+                "name": i.name,
+                "privateIp": i.private_ip,
+                "availabilityZone": i.availability_zone,
+                "health": {str(port): asdict(status.health(i.instance_id, port)) for port in status.ports},
+            }
+            for i in status.instances.values()
+        ],
+        "healthy": status.all_healthy,
+    }
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("which pool and account")
+    where.add_argument("--load-balancer", metavar="NAME_OR_ARN", help="the pool's NLB")
+    where.add_argument("--stack", help="read the NLB from `pulumi stack output --json --stack STACK`")
+    where.add_argument("--outputs", metavar="FILE", help="JSON saved from `pulumi stack output --json`")
+    where.add_argument("--region", help="AWS region (default: from the ARN or your AWS config)")
+    where.add_argument("--profile", help="AWS profile")
+    where.add_argument("--endpoint-url", help="AWS API endpoint, e.g. an emulator on http://127.0.0.1:5000")
+    where.add_argument("--json", action="store_true", help="machine-readable output")
+
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument(
+        "--timeout", type=positive_seconds, default=900.0, help="give up after S seconds (900)"
+    )
+    waiting.add_argument("--interval", type=positive_seconds, default=5.0, help=argparse.SUPPRESS)
+
+    top = argparse.ArgumentParser(
+        prog="poolctl", description="See, drain and wait for the PE compile-master pool."
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    status = commands.add_parser(
+        "status", parents=[common], help="health of every compile master on 8140/8142"
+    )
+    status.set_defaults(run=cmd_status)
+    drain = commands.add_parser("drain", parents=[common, waiting], help="take a compile master out, gently")
+    drain.add_argument("instance_id", metavar="INSTANCE_ID")
+    drain.add_argument("--force", action="store_true", help="drain even the last healthy compile master")
+    drain.set_defaults(run=cmd_drain)
+    undrain = commands.add_parser("undrain", parents=[common, waiting], help="put a compile master back")
+    undrain.add_argument("instance_id", metavar="INSTANCE_ID")
+    undrain.set_defaults(run=cmd_undrain)
+    wait = commands.add_parser(
+        "wait-healthy", parents=[common, waiting], help="block until all targets are healthy"
+    )
+    wait.set_defaults(run=cmd_wait_healthy)
+    check = commands.add_parser("probe", parents=[common], help="GET the status endpoint through the pool")
+    check.add_argument("--cacert", metavar="PUPPET_CA", help="PE CA certificate to verify the chain against")
+    check.add_argument("--address", help="pool address to check (default: poolAddress, else the NLB's name)")
+    check.add_argument(
+        "--connect-to", metavar="HOST", help="connect here instead, still checking the pool name"
+    )
+    check.set_defaults(run=cmd_probe)
+    return top
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be more than 0 seconds")
+    return seconds

@@ -1,0 +1,270 @@
+"""The pool as AWS sees it: the NLB, its 8140/8142 listeners, target groups and targets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from components import pe
+
+INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+HEALTHY = "healthy"
+GONE = "unused"
+"""A deregistered target reads as unused / Target.NotRegistered once draining is over."""
+
+
+class PoolError(Exception):
+    """A one-line problem for the user: bad input, AWS refusing, or the pool not as expected."""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    protocol: str
+    port: str
+    path: str | None
+    interval_seconds: int
+    timeout_seconds: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+
+    @property
+    def failure_detection_seconds(self) -> int:
+        return self.interval_seconds * self.unhealthy_threshold
+
+    @property
+    def recovery_seconds(self) -> int:
+        return self.interval_seconds * self.healthy_threshold
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    state: str
+    reason: str = ""
+    description: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.state} ({self.reason})" if self.reason else self.state
+
+
+NOT_REGISTERED = TargetHealth(GONE, "Target.NotRegistered", "Target is not registered to the target group")
+
+
+@dataclass
+class PortGroup:
+    """One pool port: its listener and the target group it forwards to."""
+
+    port: int
+    protocol: str
+    idle_timeout_seconds: int | None
+    target_group_arn: str
+    target_group_name: str
+    target_port: int
+    health_check: HealthCheck
+    targets: dict[str, TargetHealth] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    name: str
+    private_ip: str
+    availability_zone: str
+    state: str
+
+
+@dataclass
+class PoolStatus:
+    load_balancer_name: str
+    load_balancer_arn: str
+    dns_name: str
+    scheme: str
+    ports: dict[int, PortGroup]
+    instances: dict[str, Instance]
+
+    def health(self, instance_id: str, port: int) -> TargetHealth:
+        return self.ports[port].targets.get(instance_id, NOT_REGISTERED)
+
+    def is_healthy(self, instance_id: str) -> bool:
+        return all(self.health(instance_id, port).state == HEALTHY for port in self.ports)
+
+    @property
+    def all_healthy(self) -> bool:
+        return bool(self.instances) and all(self.is_healthy(i) for i in self.instances)
+
+
+def client_config() -> botocore.config.Config:
+    # Standard retry mode backs off on throttling; AWS_MAX_ATTEMPTS still sets the attempts.
+    return botocore.config.Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
+class Pool:
+    """Reads and changes the pool through the ELBv2 and EC2 APIs."""
+
+    def __init__(self, session: boto3.Session, load_balancer: str, endpoint_url: str | None = None) -> None:
+        config = client_config()
+        self.elb: Any = session.client("elbv2", endpoint_url=endpoint_url, config=config)
+        self.ec2: Any = session.client("ec2", endpoint_url=endpoint_url, config=config)
+        self.reference = load_balancer
+        self._groups: dict[int, PortGroup] | None = None
+        self._load_balancer: dict[str, Any] | None = None
+
+    def load_balancer(self) -> dict[str, Any]:
+        if self._load_balancer is None:
+            by = "LoadBalancerArns" if self.reference.startswith("arn:") else "Names"
+            try:
+                found = self.elb.describe_load_balancers(**{by: [self.reference]})["LoadBalancers"]
+            except botocore.exceptions.ClientError as error:
+                if _code(error) == "LoadBalancerNotFound":
+                    raise PoolError(
+                        f"no load balancer {self.reference!r} in this account and region "
+                        "(check --load-balancer, --region and --profile)"
+                    ) from None
+                raise
+            balancer = found[0]
+            if balancer.get("Type") != "network":
+                raise PoolError(
+                    f"{balancer['LoadBalancerName']} is an {balancer.get('Type')} load balancer, "
+                    "not a network load balancer: poolctl manages the NLB that pe-lb builds"
+                )
+            self._load_balancer = balancer
+        return self._load_balancer
+
+    def groups(self) -> dict[int, PortGroup]:
+        """The listener and target group of each pool port (8140, 8142), without targets."""
+        if self._groups is None:
+            balancer = self.load_balancer()
+            listeners = self.elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+            by_port = {listener["Port"]: listener for listener in listeners}
+            missing = [port for port in pe.POOL_PORTS if port not in by_port]
+            if missing:
+                raise PoolError(
+                    f"{balancer['LoadBalancerName']} has no listener on {', '.join(map(str, missing))} "
+                    f"(listeners: {', '.join(map(str, sorted(by_port))) or 'none'}); is this the pe-lb NLB?"
+                )
+            self._groups = {port: self._group(port, by_port[port]) for port in pe.POOL_PORTS}
+        return self._groups
+
+    def _group(self, port: int, listener: dict[str, Any]) -> PortGroup:
+        forward = [a for a in listener.get("DefaultActions", []) if a.get("TargetGroupArn")]
+        if not forward:
+            raise PoolError(f"the {port} listener forwards to no target group")
+        arn = forward[0]["TargetGroupArn"]
+        try:
+            group = self.elb.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
+        except botocore.exceptions.ClientError as error:
+            if _code(error) == "TargetGroupNotFound":
+                raise _missing_group(port, arn) from None
+            raise
+        attributes = self.elb.describe_listener_attributes(ListenerArn=listener["ListenerArn"])["Attributes"]
+        idle = next((a["Value"] for a in attributes if a["Key"] == "tcp.idle_timeout.seconds"), None)
+        return PortGroup(
+            port=port,
+            protocol=listener["Protocol"],
+            idle_timeout_seconds=int(idle) if idle else None,
+            target_group_arn=arn,
+            target_group_name=group["TargetGroupName"],
+            target_port=int(group["Port"]),
+            health_check=HealthCheck(
+                protocol=group["HealthCheckProtocol"],
+                port=str(group["HealthCheckPort"]),
+                path=group.get("HealthCheckPath"),
+                interval_seconds=int(group["HealthCheckIntervalSeconds"]),
+                timeout_seconds=int(group["HealthCheckTimeoutSeconds"]),
+                healthy_threshold=int(group["HealthyThresholdCount"]),
+                unhealthy_threshold=int(group["UnhealthyThresholdCount"]),
+            ),
+        )
+
+    def status(self) -> PoolStatus:
+        balancer = self.load_balancer()
+        groups = self.groups()
+        for group in groups.values():
+            group.targets = {
+                d["Target"]["Id"]: _health(d)
+                for d in self._describe_health(group, None)
+                if d["Target"]["Id"].startswith("i-")
+            }
+        ids = sorted({i for group in groups.values() for i in group.targets})
+        return PoolStatus(
+            load_balancer_name=balancer["LoadBalancerName"],
+            load_balancer_arn=balancer["LoadBalancerArn"],
+            dns_name=balancer["DNSName"],
+            scheme=balancer.get("Scheme", ""),
+            ports=groups,
+            instances=self.instances(ids),
+        )
+
+    def instances(self, ids: list[str]) -> dict[str, Instance]:
+        if not ids:
+            return {}
+        try:
+            reservations = self.ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        except botocore.exceptions.ClientError as error:
+            if _code(error).startswith("InvalidInstanceID"):
+                raise PoolError(f"no EC2 instance {', '.join(ids)} in this account and region") from None
+            raise
+        found = {}
+        for reservation in reservations:
+            for item in reservation["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                found[item["InstanceId"]] = Instance(
+                    instance_id=item["InstanceId"],
+                    name=tags.get("Name", ""),
+                    private_ip=item.get("PrivateIpAddress", ""),
+                    availability_zone=item.get("Placement", {}).get("AvailabilityZone", ""),
+                    state=item.get("State", {}).get("Name", ""),
+                )
+        return found
+
+    def target_health(self, instance_id: str) -> dict[int, TargetHealth]:
+        """The instance's health in each pool port's target group (unused when not registered)."""
+        result = {}
+        for port, group in self.groups().items():
+            described = self._describe_health(group, instance_id)
+            result[port] = _health(described[0]) if described else NOT_REGISTERED
+        return result
+
+    def deregister(self, instance_id: str) -> None:
+        for group in self.groups().values():
+            target = {"Id": instance_id, "Port": group.target_port}
+            self.elb.deregister_targets(TargetGroupArn=group.target_group_arn, Targets=[target])
+
+    def register(self, instance_id: str) -> None:
+        for group in self.groups().values():
+            target = {"Id": instance_id, "Port": group.target_port}
+            self.elb.register_targets(TargetGroupArn=group.target_group_arn, Targets=[target])
+
+    def _describe_health(self, group: PortGroup, instance_id: str | None) -> list[dict[str, Any]]:
+        targets = {} if instance_id is None else {"Targets": [{"Id": instance_id, "Port": group.target_port}]}
+        try:
+            descriptions: list[dict[str, Any]] = self.elb.describe_target_health(
+                TargetGroupArn=group.target_group_arn, **targets
+            )["TargetHealthDescriptions"]
+        except botocore.exceptions.ClientError as error:
+            if _code(error) == "InvalidTarget":
+                return []
+            if _code(error) == "TargetGroupNotFound":
+                raise _missing_group(group.port, group.target_group_arn) from None
+            raise
+        return descriptions
+
+
+def _missing_group(port: int, arn: str) -> PoolError:
+    return PoolError(
+        f"the target group of the {port} listener ({arn}) does not exist; "
+        "run `pulumi refresh` and `pulumi up` to recreate it"
+    )
+
+
+def _health(description: dict[str, Any]) -> TargetHealth:
+    health = description["TargetHealth"]
+    return TargetHealth(health["State"], health.get("Reason", ""), health.get("Description", ""))
+
+
+def _code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,105 @@
+"""HTTPS GET of the status endpoint through the pool, and whether agents would trust the answer."""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from components import pe
+
+
+@dataclass
+class ProbeResult:
+    url: str
+    status: int | None = None
+    body: str = ""
+    certificate_names: list[str] = field(default_factory=list)
+    name_valid: bool = False
+    chain_verified: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.name_valid and not self.problems
+
+
+def probe(
+    address: str,
+    *,
+    cacert: str | None = None,
+    connect_to: str | None = None,
+    port: int = pe.PUPPETSERVER_PORT,
+    path: str = pe.STATUS_PATH,
+    timeout: float = 10.0,
+) -> ProbeResult:
+    """GET https://address:port/path, connecting to ``connect_to`` if given (like curl --connect-to)."""
+    result = ProbeResult(url=f"https://{address}:{port}{path}")
+    context = ssl.create_default_context(cafile=cacert) if cacert else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # The name is checked below, against the certificate's alt names, to say exactly what is wrong.
+    context.check_hostname = False
+    if not cacert:
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((connect_to or address, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=address) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+            result.chain_verified = bool(cacert)
+            if der:
+                result.certificate_names = certificate_names(der)
+                result.name_valid = any(name_matches(address, name) for name in result.certificate_names)
+            tls.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {address}:{port}\r\nAccept: */*\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            response = http.client.HTTPResponse(tls)
+            response.begin()
+            result.status = response.status
+            result.body = response.read(4096).decode(errors="replace").strip()
+    except ssl.SSLCertVerificationError as error:
+        result.problems.append(f"certificate not trusted by {cacert}: {error.verify_message}")
+        return result
+    except (OSError, http.client.HTTPException) as error:
+        result.problems.append(f"no answer from {connect_to or address}:{port}: {error}")
+        return result
+    if not result.name_valid:
+        result.problems.append(
+            f"the certificate presented does not name {address} (it names: "
+            f"{', '.join(result.certificate_names) or 'nothing'}); agents will refuse the pool. "
+            "Add the pool address to the compile masters' dns_alt_names and reissue their certificates"
+        )
+    if result.status != 200:
+        result.problems.append(f"{path} answered HTTP {result.status}: {result.body[:200]}")
+    return result
+
+
+def certificate_names(der: bytes) -> list[str]:
+    """DNS names and IP addresses in the certificate's subjectAltName (CN only if there is none)."""
+    certificate = x509.load_der_x509_certificate(der)
+    try:
+        alt_names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [str(a.value) for a in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+    return [
+        *alt_names.get_values_for_type(x509.DNSName),
+        *map(str, alt_names.get_values_for_type(x509.IPAddress)),
+    ]
+
+
+def name_matches(address: str, name: str) -> bool:
+    """RFC 6125 matching: exact (case-insensitive), or a wildcard for the leftmost label only."""
+    address, name = address.lower().rstrip("."), name.lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(address) == ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if name.startswith("*."):
+        head, _, rest = address.partition(".")
+        return bool(head) and rest == name[2:]
+    return address == name
