@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import boto3
 import botocore.exceptions
 
+from components import pe
 from poolctl.pool import GONE, HEALTHY, INSTANCE_ID, Pool, PoolError, PoolStatus, TargetHealth
 from poolctl.probe import probe
 
@@ -215,7 +216,9 @@ def cmd_probe(context: Context) -> int:
         address = Pool(
             session(context.args, load_balancer), load_balancer, context.args.endpoint_url
         ).load_balancer()["DNSName"]
-    result = probe(address, cacert=context.args.cacert, connect_to=context.args.connect_to)
+    result = probe(
+        address, cacert=context.args.cacert, connect_to=context.args.connect_to, port=context.args.port
+    )
     if context.args.json:
         json.dump({**asdict(result), "ok": result.ok}, context.out, indent=2)
         context.out.write("\n")
@@ -390,6 +393,9 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--address", help="pool address to check (default: poolAddress, else the NLB's name)")
     check.add_argument(
         "--connect-to", metavar="HOST", help="connect here instead, still checking the pool name"
+    )
+    check.add_argument(
+        "--port", type=int, default=pe.PUPPETSERVER_PORT, help=f"port ({pe.PUPPETSERVER_PORT})"
     )
     check.set_defaults(run=cmd_probe)
     return top

@@ -1,0 +1,397 @@
+"""poolctl against moto in server mode: a real AWS API emulator on 127.0.0.1, started here.
+
+What moto does not emulate, found by reading its elbv2 backend (5.2.5):
+- no "initial" state after registration and no "draining" state after deregistration:
+  a registered running instance is healthy at once, a deregistered one is gone at once;
+- no throttling;
+- it refuses to delete a target group a listener uses (as AWS does), so a listener whose
+  target group vanished cannot be built.
+Those cases use botocore's Stubber or a local throttling endpoint, and say so below.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.stub import Stubber
+from moto.server import ThreadedMotoServer
+
+from poolctl import cli
+from poolctl.pool import HEALTHY, Pool, PoolError
+from tests.aws_emulator import REGION, EmulatedPool, build_pool, free_port
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pool(moto_endpoint: str) -> EmulatedPool:
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    return build_pool(moto_endpoint)
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def poolctl(*argv: str) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), out=out, progress=err)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def registered(pool: EmulatedPool, port: int) -> set[str]:
+    health = pool.elb.describe_target_health(TargetGroupArn=pool.target_group_arns[port])
+    return {d["Target"]["Id"] for d in health["TargetHealthDescriptions"]}
+
+
+def one_line_error(run: Run, text: str) -> None:
+    assert run.code == 2
+    assert text in run.err
+    assert "Traceback" not in run.err
+    assert len(run.err.strip().splitlines()) == 1
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def test_status_all_healthy(pool: EmulatedPool) -> None:
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 0, run.err
+    for index, instance_id in enumerate(pool.instance_ids):
+        row = next(line for line in run.out.splitlines() if line.startswith(instance_id))
+        assert f"pe-lb-{index}" in row and row.count("healthy") == 2
+        assert f"{REGION}a" in row or f"{REGION}b" in row
+    assert "listener 8142: TCP, TCP idle timeout 1200 s" in run.out
+    assert "listener 8140: TCP, TCP idle timeout 600 s" in run.out
+    assert "HTTPS :8140/status/v1/simple every 10 s" in run.out
+    assert "out after 2 failures = 20 s, back after 3 = 30 s" in run.out
+    assert "3 of 3 compile masters healthy on every port" in run.out
+
+
+def test_status_json(pool: EmulatedPool) -> None:
+    run = poolctl("status", "--json", *pool.cli_args())
+    assert run.code == 0
+    data = run.json
+    assert data["healthy"] is True
+    assert data["listeners"]["8142"]["tcpIdleTimeoutSeconds"] == 1200
+    assert data["listeners"]["8140"]["healthCheck"]["failureDetectionSeconds"] == 20
+    assert sorted(m["instanceId"] for m in data["compileMasters"]) == sorted(pool.instance_ids)
+    assert all(m["health"]["8140"]["state"] == HEALTHY for m in data["compileMasters"])
+
+
+def test_status_by_arn_takes_the_region_from_it(pool: EmulatedPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    run = poolctl("status", "--load-balancer", pool.load_balancer_arn, "--endpoint-url", pool.endpoint)
+    assert run.code == 0, run.err
+
+
+def test_status_from_saved_stack_outputs(pool: EmulatedPool, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps({"loadBalancerArn": pool.load_balancer_arn, "poolAddress": "pool.example.com"})
+    )
+    run = poolctl("status", "--outputs", str(outputs), "--endpoint-url", pool.endpoint)
+    assert run.code == 0, run.err
+
+
+def test_stopped_compile_master_makes_status_exit_1(pool: EmulatedPool) -> None:
+    stopped = pool.instance_ids[1]
+    pool.ec2.stop_instances(InstanceIds=[stopped])
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 1
+    row = next(line for line in run.out.splitlines() if line.startswith(stopped))
+    assert row.count("unused (Target.InvalidState)") == 2
+    assert "2 of 3 compile masters healthy on every port" in run.out
+
+
+def test_unknown_load_balancer(pool: EmulatedPool) -> None:
+    run = poolctl("status", "--load-balancer", "nope", "--endpoint-url", pool.endpoint)
+    one_line_error(run, "no load balancer 'nope' in this account and region")
+
+
+def test_application_load_balancer_is_refused(pool: EmulatedPool) -> None:
+    subnets = [
+        s["SubnetId"]
+        for s in pool.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [pool.vpc_id]}])["Subnets"]
+    ]
+    pool.elb.create_load_balancer(Name="web-alb", Subnets=subnets, Type="application")
+    run = poolctl("status", "--load-balancer", "web-alb", "--endpoint-url", pool.endpoint)
+    one_line_error(run, "web-alb is an application load balancer, not a network load balancer")
+
+
+def test_missing_pcp_listener_and_target_group(pool: EmulatedPool) -> None:
+    pool.elb.delete_listener(ListenerArn=pool.listener_arns[8142])
+    pool.elb.delete_target_group(TargetGroupArn=pool.target_group_arns[8142])
+    run = poolctl("status", *pool.cli_args())
+    one_line_error(run, "has no listener on 8142 (listeners: 8140)")
+
+
+def test_vanished_target_group_uses_stubber(pool: EmulatedPool) -> None:
+    """Stubber: moto, like AWS, will not delete a target group a listener forwards to."""
+    instance = Pool(boto3.Session(region_name=REGION), pool.load_balancer_name, pool.endpoint)
+    instance.groups()
+    with Stubber(instance.elb) as stub:
+        stub.add_client_error(
+            "describe_target_health", "TargetGroupNotFound", "One or more target groups not found"
+        )
+        with pytest.raises(PoolError, match=r"target group of the 8140 listener .* does not exist"):
+            instance.status()
+
+
+# --- drain / undrain ---------------------------------------------------------------------------
+
+
+def test_drain_then_undrain(pool: EmulatedPool) -> None:
+    victim = pool.instance_ids[0]
+    drained = poolctl("drain", victim, "--interval", "0.05", *pool.cli_args())
+    assert drained.code == 0, drained.err
+    assert f"{victim} drained" in drained.err
+    assert "8140: unused (Target.NotRegistered), 8142: unused (Target.NotRegistered)" in drained.err
+    assert victim not in registered(pool, 8140) | registered(pool, 8142)
+    assert set(pool.instance_ids[1:]) <= registered(pool, 8140) & registered(pool, 8142)
+
+    undrained = poolctl("undrain", victim, "--interval", "0.05", *pool.cli_args())
+    assert undrained.code == 0, undrained.err
+    assert f"{victim} healthy on every port" in undrained.err
+    assert victim in registered(pool, 8140) & registered(pool, 8142)
+    ports = {
+        port: next(d["Target"]["Port"] for d in pool.elb.describe_target_health(TargetGroupArn=arn)[
+            "TargetHealthDescriptions"] if d["Target"]["Id"] == victim)
+        for port, arn in pool.target_group_arns.items()
+    }  # fmt: skip
+    assert ports == {8140: 8140, 8142: 8142}
+
+
+def test_refuses_to_drain_the_last_healthy_compile_master(pool: EmulatedPool) -> None:
+    pool.ec2.stop_instances(InstanceIds=pool.instance_ids[1:])
+    last = pool.instance_ids[0]
+    run = poolctl("drain", last, *pool.cli_args())
+    one_line_error(run, f"refusing to drain {last}: no other compile master is healthy on every port")
+    assert last in registered(pool, 8140) & registered(pool, 8142)
+
+    forced = poolctl("drain", last, "--force", "--interval", "0.05", *pool.cli_args())
+    assert forced.code == 0, forced.err
+    assert last not in registered(pool, 8140)
+
+
+def test_drain_unknown_instance_changes_nothing(pool: EmulatedPool) -> None:
+    run = poolctl("drain", "i-0123456789abcdef0", *pool.cli_args())
+    one_line_error(run, "i-0123456789abcdef0 is not a target of pe-lb-nlb-0a1b2c3")
+    assert set(pool.instance_ids) == registered(pool, 8140) == registered(pool, 8142)
+
+
+def test_malformed_instance_id(pool: EmulatedPool) -> None:
+    run = poolctl("drain", "web-01", *pool.cli_args())
+    one_line_error(run, "INSTANCE_ID 'web-01' is not an EC2 instance id")
+
+
+def test_undrain_unknown_instance(pool: EmulatedPool) -> None:
+    run = poolctl("undrain", "i-0123456789abcdef0", *pool.cli_args())
+    one_line_error(run, "no EC2 instance i-0123456789abcdef0")
+
+
+def test_drain_progress_through_draining_uses_stubber(pool: EmulatedPool) -> None:
+    """Stubber: moto has no 'draining' state; AWS keeps a target draining for the deregistration delay."""
+    target = Pool(boto3.Session(region_name=REGION), pool.load_balancer_name, pool.endpoint)
+    target.groups()
+    victim = pool.instance_ids[0]
+    draining = {"State": "draining", "Reason": "Target.DeregistrationInProgress"}
+    gone = {"State": "unused", "Reason": "Target.NotRegistered"}
+    progress = io.StringIO()
+    context = cli.Context(
+        cli.parser().parse_args(["wait-healthy", "--interval", "0.01"]), io.StringIO(), progress
+    )
+    with Stubber(target.elb) as stub:
+        for states in ((draining, draining), (draining, gone), (gone, gone)):
+            for port, state in zip((8140, 8142), states, strict=True):
+                stub.add_response(
+                    "describe_target_health",
+                    {
+                        "TargetHealthDescriptions": [
+                            {"Target": {"Id": victim, "Port": port}, "TargetHealth": state}
+                        ]
+                    },
+                )
+        done = cli.wait_for(
+            context,
+            lambda: target.target_health(victim),
+            lambda health: all(h.state == "unused" for h in health.values()),
+            "drained",
+        )
+        stub.assert_no_pending_responses()
+    assert done
+    lines = progress.getvalue().splitlines()
+    assert "8140: draining (Target.DeregistrationInProgress), 8142: draining" in lines[0]
+    assert "8140: draining (Target.DeregistrationInProgress), 8142: unused (Target.NotRegistered)" in lines[1]
+    assert lines[-1].startswith("drained after")
+
+
+# --- wait-healthy ------------------------------------------------------------------------------
+
+
+def test_wait_healthy_returns_when_healthy(pool: EmulatedPool) -> None:
+    run = poolctl("wait-healthy", "--interval", "0.05", *pool.cli_args())
+    assert run.code == 0, run.err
+    assert "8140: 3/3 healthy; 8142: 3/3 healthy" in run.err
+
+
+def test_wait_healthy_times_out(pool: EmulatedPool) -> None:
+    pool.ec2.stop_instances(InstanceIds=[pool.instance_ids[2]])
+    run = poolctl("wait-healthy", "--timeout", "0.3", "--interval", "0.05", *pool.cli_args())
+    assert run.code == 1
+    assert "timed out after 0.3s waiting for every compile master healthy" in run.err
+    assert f"{pool.instance_ids[2]} unused (Target.InvalidState) on 8140" in run.err
+
+
+def test_wait_healthy_sees_a_compile_master_come_back(pool: EmulatedPool) -> None:
+    sick = pool.instance_ids[2]
+    pool.ec2.stop_instances(InstanceIds=[sick])
+
+    class StartOnFirstProgress(io.StringIO):
+        """Starts the stopped compile master once poolctl has reported it unhealthy."""
+
+        def write(self, text: str) -> int:
+            if "2/3 healthy" in text:
+                pool.ec2.start_instances(InstanceIds=[sick])
+            return super().write(text)
+
+    progress = StartOnFirstProgress()
+    argv = ["wait-healthy", "--timeout", "30", "--interval", "0.05", *pool.cli_args()]
+    code = cli.main(argv, out=io.StringIO(), progress=progress)
+    assert code == 0, progress.getvalue()
+    lines = progress.getvalue().splitlines()
+    assert "2/3 healthy" in lines[0] and "3/3 healthy" in lines[1]
+    assert lines[-1].startswith("every compile master healthy after")
+
+
+# --- account and endpoint faults ----------------------------------------------------------------
+
+
+def test_missing_credentials(pool: EmulatedPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    run = poolctl("status", *pool.cli_args())
+    one_line_error(run, "no AWS credentials found: run `aws configure`, set AWS_PROFILE, or pass --profile")
+
+
+def test_unknown_profile(pool: EmulatedPool) -> None:
+    run = poolctl("status", "--profile", "nobody", *pool.cli_args())
+    one_line_error(run, "AWS profile 'nobody' not found")
+
+
+def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    run = poolctl("status", "--load-balancer", "pe-lb", "--endpoint-url", endpoint)
+    one_line_error(run, f"cannot reach {endpoint}")
+
+
+def test_no_pool_named() -> None:
+    run = poolctl("status")
+    one_line_error(run, "say which pool: --load-balancer NAME_OR_ARN, --stack STACK or --outputs FILE")
+
+
+def test_stack_without_pulumi_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    run = poolctl("status", "--stack", "dev")
+    one_line_error(run, "--stack needs the Pulumi CLI")
+
+
+def test_usage_error_exits_2() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["drain"])
+    assert exit_info.value.code == 2
+
+
+class Throttler(http.server.BaseHTTPRequestHandler):
+    """An AWS endpoint that throttles the first ``throttle`` requests, then forwards to moto."""
+
+    throttle = 0
+    seen = 0
+    upstream = ""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        cls = type(self)
+        cls.seen += 1
+        if cls.seen <= cls.throttle:
+            payload = (
+                b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"><Error>'
+                b"<Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+                b"<RequestId>1</RequestId></ErrorResponse>"
+            )
+            self.send_response(400)
+        else:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            answer = requests.post(cls.upstream + self.path, data=body, headers=headers, timeout=10)
+            payload = answer.content
+            self.send_response(answer.status_code)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def throttler(pool: EmulatedPool) -> Iterator[tuple[str, type[Throttler]]]:
+    handler = type("T", (Throttler,), {"throttle": 0, "seen": 0, "upstream": pool.endpoint})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_throttling_is_retried_with_standard_mode(
+    pool: EmulatedPool, throttler: tuple[str, type[Throttler]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local endpoint in front of moto, since moto never throttles."""
+    endpoint, handler = throttler
+    handler.throttle = 2
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    started = time.monotonic()
+    run = poolctl("status", "--load-balancer", pool.load_balancer_name, "--endpoint-url", endpoint)
+    assert run.code == 0, run.err
+    assert handler.seen > 2
+    assert time.monotonic() - started < 60
+
+
+def test_persistent_throttling_gives_a_clear_error(
+    throttler: tuple[str, type[Throttler]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, handler = throttler
+    handler.throttle = 10**6
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
+    run = poolctl("status", "--load-balancer", "pe-lb", "--endpoint-url", endpoint)
+    one_line_error(run, "AWS kept throttling poolctl's requests, even after retrying with backoff")
+    assert handler.seen == 3
