@@ -72,6 +72,8 @@ def pool_reference(args: argparse.Namespace) -> tuple[str | None, str | None]:
         )
     elif args.stack:
         outputs = stack_outputs(args.stack)
+    elif address:
+        return None, address
     else:
         raise PoolError("say which pool: --load-balancer NAME_OR_ARN, --stack STACK or --outputs FILE")
     return outputs.get("loadBalancerArn"), address or outputs.get("poolAddress")
