@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 
-.PHONY: up test lint venv preview destroy benchmark clean
+.PHONY: up test lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
 
 up:
 	@./scripts/require-pulumi
@@ -40,6 +40,19 @@ lint: venv
 
 test: lint
 	"$(PY)" -m pytest
+
+# Operations (poolctl): make status STACK=dev, make drain STACK=dev INSTANCE=i-..., make probe CACERT=ca.pem
+POOLCTL = "$(PY)" -m poolctl
+status: venv
+	$(POOLCTL) status --stack "$(STACK)"
+drain: venv
+	$(POOLCTL) drain "$(INSTANCE)" --stack "$(STACK)"
+undrain: venv
+	$(POOLCTL) undrain "$(INSTANCE)" --stack "$(STACK)"
+wait-healthy: venv
+	$(POOLCTL) wait-healthy --stack "$(STACK)"
+probe: venv
+	$(POOLCTL) probe --stack "$(STACK)" $(if $(CACERT),--cacert "$(CACERT)")
 
 benchmark: venv
 	"$(PY)" -m benchmarks.evaluate

@@ -7,7 +7,7 @@ operators and poolctl need. All AWS logic lives in components/.
 import pulumi
 
 import stack_config
-from components import CompileMasterPool, PeRepoPoolAddress, PuppetLoadBalancer, pe
+from components import CompileMasterPool, PeRepoPoolAddress, PoolHealthGate, PuppetLoadBalancer, pe
 
 try:
     settings = stack_config.load()
@@ -63,6 +63,22 @@ compile_masters = CompileMasterPool(
     },
 )
 
+# Agents must find a working pool when pe_repo starts handing out its address.
+ready: list[pulumi.Resource] = [load_balancer, compile_masters]
+if settings.wait_for_healthy:
+    ready.append(
+        PoolHealthGate(
+            "pe-lb",
+            {
+                "load_balancer_arn": load_balancer.arn,
+                "timeout_seconds": settings.wait_for_healthy_timeout_seconds,
+                "aws_profile": pulumi.Config("aws").get("profile"),
+                "rerun_on": [compile_masters.instance_ids],
+            },
+            opts=pulumi.ResourceOptions(depends_on=[load_balancer, compile_masters]),
+        )
+    )
+
 pe_repo = PeRepoPoolAddress(
     "pe-lb",
     {
@@ -72,8 +88,7 @@ pe_repo = PeRepoPoolAddress(
         "ssh_private_key": settings.ssh_private_key,
         "rerun_on": [compile_masters.instance_ids],
     },
-    # Agents must find a working pool when pe_repo starts handing out its address.
-    opts=pulumi.ResourceOptions(depends_on=[load_balancer, compile_masters]),
+    opts=pulumi.ResourceOptions(depends_on=ready),
 )
 
 pulumi.export("poolAddress", load_balancer.pool_address)

@@ -16,6 +16,7 @@ from components.compile_master_pool import (
     MAX_COMPILE_MASTERS,
 )
 from components.pe_repo import DEFAULT_SSH_USER
+from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
 
 PROJECT = "pe-lb"
 SECRET_KEYS = ("sshPrivateKey", "autosignSecret")
@@ -51,6 +52,8 @@ class StackSettings:
     admin_cidrs: list[str] = field(default_factory=list)
     primary_cidrs: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    wait_for_healthy: bool = False
+    wait_for_healthy_timeout_seconds: int = DEFAULT_WAIT_SECONDS
 
 
 def load() -> StackSettings:
@@ -119,6 +122,10 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         primary_cidrs=reader.optional("primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v)))
         or [],
         tags=reader.optional("tags", _tags) or {},
+        wait_for_healthy=reader.boolean("waitForHealthy", False),
+        wait_for_healthy_timeout_seconds=reader.integer(
+            "waitForHealthyTimeoutSeconds", DEFAULT_WAIT_SECONDS, 60, 3600
+        ),
     )
     if reader.errors:
         raise ConfigError("\n".join(reader.errors))
@@ -271,4 +278,6 @@ KNOWN_KEYS: dict[str, str] = {
     "adminCidrs": "networks admitted to SSH on the compile masters",
     "primaryCidrs": "addresses of the primary, admitted to 8140/8142 on the compile masters",
     "tags": "tags for every resource",
+    "waitForHealthy": "wait (poolctl wait-healthy) before pointing pe_repo at the pool",
+    "waitForHealthyTimeoutSeconds": "how long waitForHealthy waits, 60..3600",
 }

@@ -6,12 +6,15 @@ from components import CompileMasterPool, PeRepoPoolAddress, PuppetLoadBalancer
 from components.compile_master_pool import CompileMasterPool, CompileMasterPoolArgs
 from components.load_balancer import PuppetLoadBalancer, PuppetLoadBalancerArgs
 from components.pe_repo import PeRepoPoolAddress, PeRepoPoolAddressArgs
+from components.pool_health_gate import PoolHealthGate, PoolHealthGateArgs
 
 __all__ = [
     "CompileMasterPool",
     "CompileMasterPoolArgs",
     "PeRepoPoolAddress",
     "PeRepoPoolAddressArgs",
+    "PoolHealthGate",
+    "PoolHealthGateArgs",
     "PuppetLoadBalancer",
     "PuppetLoadBalancerArgs",
 ]

@@ -99,3 +99,19 @@ def test_component_types_and_parents(graph: Graph) -> None:
     for resource in graph.resources:
         if resource.custom:
             assert graph.by_urn(resource.parent).type.startswith("pe-lb:index:"), resource.name
+
+
+def test_wait_for_healthy_gates_the_pe_repo_command(stack_config: dict[str, Any]) -> None:
+    graph = run_main({**stack_config, "waitForHealthy": True, "waitForHealthyTimeoutSeconds": 600})
+    gate = graph.one("command:local:Command")
+    argv = shlex.split(gate.inputs["create"])
+    assert argv[1:4] == ["-m", "poolctl", "wait-healthy"]
+    assert argv[argv.index("--load-balancer") + 1] == graph.outputs["loadBalancerArn"]
+    assert argv[argv.index("--timeout") + 1] == "600"
+    for instance in graph.of_type(INSTANCE):
+        assert graph.depends_on(gate, instance)
+    assert graph.depends_on(graph.one(COMMAND), gate)
+
+
+def test_no_health_gate_by_default(graph: Graph) -> None:
+    assert graph.of_type("command:local:Command") == []

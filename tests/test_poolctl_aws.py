@@ -14,6 +14,9 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
+import shlex
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,9 +29,11 @@ import requests
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
+from components.pool_health_gate import wait_healthy_command
 from poolctl import cli
 from poolctl.pool import HEALTHY, Pool, PoolError
 from tests.aws_emulator import REGION, EmulatedPool, build_pool, free_port
+from tests.harness import PROJECT_DIR
 
 
 @pytest.fixture(scope="module")
@@ -395,3 +400,20 @@ def test_persistent_throttling_gives_a_clear_error(
     run = poolctl("status", "--load-balancer", "pe-lb", "--endpoint-url", endpoint)
     one_line_error(run, "AWS kept throttling poolctl's requests, even after retrying with backoff")
     assert handler.seen == 3
+
+
+def test_the_pulumi_health_gate_command_runs_poolctl(pool: EmulatedPool) -> None:
+    """The exact command line PoolHealthGate hands to pulumi-command, run as a process."""
+    command = wait_healthy_command(pool.load_balancer_arn, 60)
+    env = {**os.environ, "AWS_ENDPOINT_URL": pool.endpoint}
+    result = subprocess.run(
+        shlex.split(command),
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "every compile master healthy" in result.stderr
