@@ -189,11 +189,12 @@ def cmd_undrain(context: Context) -> int:
     pool = context.pool()
     instance = pool.instances([instance_id])[instance_id]
     vpc = pool.load_balancer().get("VpcId")
+    if instance.vpc_id != vpc:
+        raise PoolError(f"{instance_id} is in {instance.vpc_id}, not in the load balancer's {vpc}")
     if instance.state != "running":
         raise PoolError(f"{instance_id} is {instance.state or 'not running'}; start it before undrain")
-    context.say(
-        f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {vpc} pool on 8140 and 8142"
-    )
+    ports = ", ".join(map(str, pool.groups()))
+    context.say(f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {ports} target groups")
     pool.register(instance_id)
     done = wait_for(
         context,

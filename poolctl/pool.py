@@ -75,6 +75,7 @@ class Instance:
     private_ip: str
     availability_zone: str
     state: str
+    vpc_id: str = ""
 
 
 @dataclass
@@ -218,6 +219,7 @@ class Pool:
                     private_ip=item.get("PrivateIpAddress", ""),
                     availability_zone=item.get("Placement", {}).get("AvailabilityZone", ""),
                     state=item.get("State", {}).get("Name", ""),
+                    vpc_id=item.get("VpcId", ""),
                 )
         return found
 

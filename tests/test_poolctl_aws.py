@@ -417,3 +417,24 @@ def test_the_pulumi_health_gate_command_runs_poolctl(pool: EmulatedPool) -> None
     )
     assert result.returncode == 0, result.stderr
     assert "every compile master healthy" in result.stderr
+
+
+def test_undrain_refuses_an_instance_from_another_vpc(pool: EmulatedPool) -> None:
+    other_vpc = pool.ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    subnet = pool.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.99.0.0/24")["Subnet"]["SubnetId"]
+    image = pool.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    stranger = pool.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+    run = poolctl("undrain", stranger["InstanceId"], *pool.cli_args())
+    one_line_error(
+        run, f"{stranger['InstanceId']} is in {other_vpc}, not in the load balancer's {pool.vpc_id}"
+    )
+    assert stranger["InstanceId"] not in registered(pool, 8140)
+
+
+def test_undrain_refuses_a_stopped_instance(pool: EmulatedPool) -> None:
+    victim = pool.instance_ids[0]
+    assert poolctl("drain", victim, "--interval", "0.05", *pool.cli_args()).code == 0
+    pool.ec2.stop_instances(InstanceIds=[victim])
+    pool.ec2.describe_instances(InstanceIds=[victim])
+    run = poolctl("undrain", victim, *pool.cli_args())
+    one_line_error(run, f"{victim} is stopped; start it before undrain")
