@@ -165,7 +165,7 @@ class CompileMasterPool(pulumi.ComponentResource):
                 # User data runs at first boot only: a new pool address needs a new certificate,
                 # which only a fresh instance requests.
                 user_data_replace_on_change=True,
-                tags=tagged(tags, f"{name}-{index}"),
+                tags={**tagged(tags, f"{name}-{index}"), pe.ROLE_TAG: pe.COMPILE_MASTER_ROLE},
                 opts=child,
             )
             for port in pe.POOL_PORTS:

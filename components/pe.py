@@ -39,6 +39,10 @@ DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS = 600
 COMPILER_AUTH_ROLE = "pe_compiler"
 """pp_auth_role that makes PE classify a node as a compiler."""
 
+ROLE_TAG = "pe-lb:role"
+COMPILE_MASTER_ROLE = "compile-master"
+"""Tag on compile master instances, so tools and policies can tell them from other instances."""
+
 PE_MASTER_NODE_GROUP = "PE Master"
 PE_REPO_POOL_ADDRESS_PARAMETER = "compile_master_pool_address"
 
