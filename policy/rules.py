@@ -92,9 +92,16 @@ def is_compile_master(resource_type: str, urn: str, props: Mapping[str, Any]) ->
     return in_pool or (isinstance(tags, dict) and tags.get(pe.ROLE_TAG) == pe.COMPILE_MASTER_ROLE)
 
 
+def as_int(value: Any) -> int | None:
+    """A whole number; the engine sends numbers as floats (protobuf), tests and users as ints."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        return None
+    return int(value)
+
+
 def pool_port(props: Mapping[str, Any]) -> int | None:
-    port = props.get("port")
-    return port if isinstance(port, int) and port in pe.POOL_PORTS else None
+    port = as_int(props.get("port"))
+    return port if port in pe.POOL_PORTS else None
 
 
 @dataclass(frozen=True)
@@ -123,10 +130,11 @@ class Ingress:
 
 def ingress_of(resource_type: str, props: Mapping[str, Any]) -> list[Ingress]:
     def one(protocol: Any, low: Any, high: Any, sources: Iterable[Any]) -> Ingress:
+        from_port, to_port = as_int(low), as_int(high)
         return Ingress(
             str(protocol).lower(),
-            low if isinstance(low, int) else 0,
-            high if isinstance(high, int) else 65535,
+            0 if from_port is None else from_port,
+            65535 if to_port is None else to_port,
             tuple(s for s in sources if isinstance(s, str)),
         )
 
@@ -167,10 +175,9 @@ def pcp_idle_timeout(args: ResourceValidationArgs, report: ReportViolation) -> N
     if args.resource_type != LISTENER or pool_port(args.props) != pe.PCP_BROKER_PORT:
         return
     minimum = int(args.get_config().get(MIN_PCP_IDLE_KEY, pe.PCP_BROKER_IDLE_SECONDS))
-    timeout = args.props.get("tcpIdleTimeoutSeconds")
-    if timeout is None:
-        timeout = AWS_DEFAULT_TCP_IDLE_TIMEOUT
-    if isinstance(timeout, int) and timeout < minimum:
+    given = args.props.get("tcpIdleTimeoutSeconds")
+    timeout = AWS_DEFAULT_TCP_IDLE_TIMEOUT if given is None else as_int(given)
+    if timeout is not None and timeout < minimum:
         report(
             f"the {pe.PCP_BROKER_PORT} listener closes idle connections after {timeout} s; PCP brokers keep "
             f"quiet PXP connections for 15 minutes, so set tcpIdleTimeoutSeconds to at least {minimum}",
@@ -225,9 +232,9 @@ def failure_detection_time(args: ResourceValidationArgs, report: ReportViolation
         return
     maximum = int(args.get_config().get(MAX_DETECTION_KEY, DEFAULT_MAX_DETECTION_SECONDS))
     check = health_check_of(args.props)
-    interval = check.get("interval", AWS_DEFAULT_HEALTH_INTERVAL)
-    threshold = check.get("unhealthyThreshold", AWS_DEFAULT_UNHEALTHY_THRESHOLD)
-    if isinstance(interval, int) and isinstance(threshold, int) and interval * threshold > maximum:
+    interval = as_int(check.get("interval", AWS_DEFAULT_HEALTH_INTERVAL))
+    threshold = as_int(check.get("unhealthyThreshold", AWS_DEFAULT_UNHEALTHY_THRESHOLD))
+    if interval is not None and threshold is not None and interval * threshold > maximum:
         report(
             f"a dead compile master stays in the {port} target group for {interval} s x {threshold} = "
             f"{interval * threshold} s; lower interval or unhealthyThreshold to detect it within {maximum} s",

@@ -66,6 +66,8 @@ class Recorded:
     parent: str
     dependencies: list[str]
     custom: bool
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -130,6 +132,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent=request.parent,
                     dependencies=list(request.dependencies),
                     custom=request.custom,
+                    property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                    outputs=reveal(pulumi.runtime.rpc.deserialize_properties(response.object)),
                 )
             )
         return response
@@ -193,6 +197,8 @@ def run(
         logger = logging.getLogger(f"pe-lb-test-{id(monitor)}")
         collector = _WarningCollector()
         logger.addHandler(collector)
+        # A fresh root stack per run: exports and stack transformations must not leak between tests.
+        pulumi.runtime.settings.ROOT.set(None)
         pulumi.runtime.set_mocks(
             mocks, project=PROJECT, stack=STACK, preview=False, logger=logger, monitor=monitor
         )
@@ -227,16 +233,26 @@ def run(
         loop.close()
 
 
+Transformation = Callable[[pulumi.ResourceTransformationArgs], pulumi.ResourceTransformationResult | None]
+
+
 def run_main(
     config: Mapping[str, Any],
     secret_keys: tuple[str, ...] = ("sshPrivateKey", "autosignSecret"),
     *,
     expect_error: bool = False,
+    transformation: Transformation | None = None,
 ) -> Graph:
-    """Run the project's own __main__.py as `pulumi up` would."""
+    """Run the project's own __main__.py as `pulumi up` would.
+
+    ``transformation`` changes resources on their way to the engine, as a user's own
+    program might (runs in the SDK, so it works under mocks).
+    """
     present = tuple(key for key in secret_keys if key in config)
 
     def program() -> None:
+        if transformation is not None:
+            pulumi.runtime.register_stack_transformation(transformation)
         runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
 
     return run(program, config, present, expect_error=expect_error)

@@ -1,0 +1,1 @@
+"""The pe-lb policy pack (rules in policy.rules; the pack itself in policy/__main__.py)."""
