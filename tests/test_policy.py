@@ -399,3 +399,14 @@ def test_pack_entry_point_is_not_imported_by_tests() -> None:
     source = (PROJECT_DIR / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in source and "from policy.rules import RULES" in source
     assert all(isinstance(rule, Rule) for rule in RULES)
+
+
+def test_pack_requirements_cover_what_the_rules_import_with_the_projects_pins() -> None:
+    def pins(path: str) -> dict[str, str]:
+        lines = (PROJECT_DIR / path).read_text().splitlines()
+        pairs = [line.split("==") for line in lines if "==" in line and not line.startswith("#")]
+        return {name.strip().lower(): version.strip() for name, version in pairs}
+
+    pack, project = pins("policy/requirements.txt"), pins("requirements.txt")
+    assert {"pulumi", "pulumi-policy", "pulumi-aws", "pulumi-command"} <= set(pack)
+    assert all(project[name] == version for name, version in pack.items())
