@@ -175,13 +175,7 @@ def cmd_drain(context: Context) -> int:
         )
     context.say(f"deregistering {instance_id} from the {', '.join(map(str, status.ports))} target groups")
     pool.deregister(instance_id)
-    done = wait_for(
-        context,
-        lambda: pool.target_health(instance_id),
-        lambda health: all(h.state == GONE for h in health.values()),
-        f"{instance_id} drained",
-    )
-    return EXIT_OK if done else EXIT_UNHEALTHY
+    return wait_for_instance(context, pool, instance_id, GONE, f"{instance_id} drained")
 
 
 def cmd_undrain(context: Context) -> int:
@@ -196,13 +190,7 @@ def cmd_undrain(context: Context) -> int:
     ports = ", ".join(map(str, pool.groups()))
     context.say(f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {ports} target groups")
     pool.register(instance_id)
-    done = wait_for(
-        context,
-        lambda: pool.target_health(instance_id),
-        lambda health: all(h.state == HEALTHY for h in health.values()),
-        f"{instance_id} healthy on every port",
-    )
-    return EXIT_OK if done else EXIT_UNHEALTHY
+    return wait_for_instance(context, pool, instance_id, HEALTHY, f"{instance_id} healthy on every port")
 
 
 def cmd_wait_healthy(context: Context) -> int:
@@ -242,6 +230,17 @@ def cmd_probe(context: Context) -> int:
         ]
         context.out.write("\n".join(lines) + "\n")
     return EXIT_OK if result.ok else EXIT_UNHEALTHY
+
+
+def wait_for_instance(context: Context, pool: Pool, instance_id: str, state: str, goal: str) -> int:
+    """Wait until the instance is in ``state`` in every pool port's target group."""
+    done = wait_for(
+        context,
+        lambda: pool.target_health(instance_id),
+        lambda health: all(h.state == state for h in health.values()),
+        goal,
+    )
+    return EXIT_OK if done else EXIT_UNHEALTHY
 
 
 def wait_for(context: Context, read: Callable[[], Any], done: Callable[[Any], bool], goal: str) -> bool:
@@ -294,12 +293,12 @@ def status_text(status: PoolStatus) -> str:
             f"  listener {port}: {group.protocol}, TCP idle timeout {idle} -> {group.target_group_name}"
         )
     for port, group in status.ports.items():
-        check = group.health_check
+        check, timing = group.health_check, group.health_check.timing
         lines.append(
             f"  health check {port}: {check.protocol} :{check.port}{check.path or ''} "
-            f"every {check.interval_seconds} s (timeout {check.timeout_seconds} s), "
-            f"out after {check.unhealthy_threshold} failures = {check.failure_detection_seconds} s, "
-            f"back after {check.healthy_threshold} = {check.recovery_seconds} s"
+            f"every {timing.interval_seconds} s (timeout {timing.timeout_seconds} s), "
+            f"out after {timing.unhealthy_threshold} failures = {timing.failure_detection_seconds} s, "
+            f"back after {timing.healthy_threshold} = {timing.recovery_seconds} s"
         )
     ports = list(status.ports)
     header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", *map(str, ports)]
@@ -331,9 +330,12 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
                 "tcpIdleTimeoutSeconds": group.idle_timeout_seconds,
                 "targetGroupArn": group.target_group_arn,
                 "healthCheck": {
-                    **asdict(group.health_check),
-                    "failureDetectionSeconds": group.health_check.failure_detection_seconds,
-                    "recoverySeconds": group.health_check.recovery_seconds,
+                    "protocol": group.health_check.protocol,
+                    "port": group.health_check.port,
+                    "path": group.health_check.path,
+                    **asdict(group.health_check.timing),
+                    "failureDetectionSeconds": group.health_check.timing.failure_detection_seconds,
+                    "recoverySeconds": group.health_check.timing.recovery_seconds,
                 },
             }
             for port, group in status.ports.items()

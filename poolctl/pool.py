@@ -27,18 +27,8 @@ class HealthCheck:
     protocol: str
     port: str
     path: str | None
-    interval_seconds: int
-    timeout_seconds: int
-    healthy_threshold: int
-    unhealthy_threshold: int
-
-    @property
-    def failure_detection_seconds(self) -> int:
-        return self.interval_seconds * self.unhealthy_threshold
-
-    @property
-    def recovery_seconds(self) -> int:
-        return self.interval_seconds * self.healthy_threshold
+    timing: pe.HealthCheckTiming
+    """Interval, timeout and thresholds, with the detection and recovery times they give."""
 
 
 @dataclass(frozen=True)
@@ -174,10 +164,12 @@ class Pool:
                 protocol=group["HealthCheckProtocol"],
                 port=str(group["HealthCheckPort"]),
                 path=group.get("HealthCheckPath"),
-                interval_seconds=int(group["HealthCheckIntervalSeconds"]),
-                timeout_seconds=int(group["HealthCheckTimeoutSeconds"]),
-                healthy_threshold=int(group["HealthyThresholdCount"]),
-                unhealthy_threshold=int(group["UnhealthyThresholdCount"]),
+                timing=pe.HealthCheckTiming(
+                    interval_seconds=int(group["HealthCheckIntervalSeconds"]),
+                    timeout_seconds=int(group["HealthCheckTimeoutSeconds"]),
+                    healthy_threshold=int(group["HealthyThresholdCount"]),
+                    unhealthy_threshold=int(group["UnhealthyThresholdCount"]),
+                ),
             ),
         )
 
