@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import pe, validation
-from components.network import ingress_from_cidr, tagged
+from components.network import admit_cidrs, tagged
 from components.scripts import read_script
 
 DEFAULT_COUNT = 2
@@ -104,24 +104,22 @@ class CompileMasterPool(pulumi.ComponentResource):
                 description=f"NLB (agents and health checks) to {port}",
                 opts=child,
             )
-            for index, primary_cidr in enumerate(primary_cidrs):
-                ingress_from_cidr(
-                    f"{name}-from-primary-{port}-{index}",
-                    security_group_id=security_group.id,
-                    port=port,
-                    cidr=primary_cidr,
-                    description=f"PE primary to {port}",
-                    parent=self,
-                )
-        for index, admin_cidr in enumerate(admin_cidrs):
-            ingress_from_cidr(
-                f"{name}-ssh-{index}",
-                security_group_id=security_group.id,
-                port=pe.SSH_PORT,
-                cidr=admin_cidr,
-                description="Administrators' SSH",
-                parent=self,
-            )
+        admit_cidrs(
+            f"{name}-from-primary",
+            security_group_id=security_group.id,
+            ports=pe.POOL_PORTS,
+            cidrs=primary_cidrs,
+            description="PE primary",
+            parent=self,
+        )
+        admit_cidrs(
+            f"{name}-ssh",
+            security_group_id=security_group.id,
+            ports=[pe.SSH_PORT],
+            cidrs=admin_cidrs,
+            description="Administrators' SSH",
+            parent=self,
+        )
         # Compile masters talk to the primary (8140, 8143, PuppetDB 8081, PostgreSQL) and to
         # OS package mirrors, whose addresses this program cannot know.
         aws.vpc.SecurityGroupEgressRule(

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import pe, validation
-from components.network import ingress_from_cidr, tagged
+from components.network import admit_cidrs, tagged
 
 
 class PuppetLoadBalancerArgs(TypedDict):
@@ -66,16 +66,14 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
             tags=tagged(tags, f"{name}-nlb"),
             opts=child,
         )
-        for port in pe.POOL_PORTS:
-            for index, agent_cidr in enumerate(settings.agent_cidrs):
-                ingress_from_cidr(
-                    f"{name}-agents-{port}-{index}",
-                    security_group_id=security_group.id,
-                    port=port,
-                    cidr=agent_cidr,
-                    description=f"PE agents to {port}",
-                    parent=self,
-                )
+        admit_cidrs(
+            f"{name}-agents",
+            security_group_id=security_group.id,
+            ports=pe.POOL_PORTS,
+            cidrs=settings.agent_cidrs,
+            description="PE agents",
+            parent=self,
+        )
         # Forwarded traffic and health checks leave the NLB for targets inside the VPC only.
         vpc = aws.ec2.get_vpc_output(id=args["vpc_id"], opts=pulumi.InvokeOutputOptions(parent=self))
         for port in pe.POOL_PORTS:

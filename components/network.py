@@ -1,7 +1,7 @@
 """Security-group rules the components share: one rule resource per source and port."""
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -28,6 +28,28 @@ def ingress_from_cidr(
         opts=pulumi.ResourceOptions(parent=parent),
         **{family: cidr},
     )
+
+
+def admit_cidrs(
+    name_prefix: str,
+    *,
+    security_group_id: pulumi.Input[str],
+    ports: Sequence[int],
+    cidrs: Sequence[str],
+    description: str,
+    parent: pulumi.Resource,
+) -> None:
+    """One ingress rule per port and CIDR, named ``{name_prefix}-{port}-{index}``."""
+    for port in ports:
+        for index, cidr in enumerate(cidrs):
+            ingress_from_cidr(
+                f"{name_prefix}-{port}-{index}",
+                security_group_id=security_group_id,
+                port=port,
+                cidr=cidr,
+                description=f"{description} to {port}",
+                parent=parent,
+            )
 
 
 def tagged(tags: Mapping[str, str] | None, name: str) -> dict[str, str]:
