@@ -14,9 +14,11 @@ from components.compile_master_pool import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_ROOT_VOLUME_GB,
     MAX_COMPILE_MASTERS,
+    ROOT_VOLUME_GB_RANGE,
 )
 from components.pe_repo import DEFAULT_SSH_USER
 from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
+from components.pool_health_gate import TIMEOUT_SECONDS_RANGE as WAIT_SECONDS_RANGE
 
 PROJECT = "pe-lb"
 SECRET_KEYS = ("sshPrivateKey", "autosignSecret")
@@ -93,20 +95,19 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         compile_master_count=reader.integer("compileMasterCount", DEFAULT_COUNT, 1, MAX_COMPILE_MASTERS),
         instance_type=reader.optional("instanceType", _instance_type) or DEFAULT_INSTANCE_TYPE,
         ami_id=reader.optional("amiId", lambda k, v: validation.aws_id(k, v, "ami")),
-        root_volume_size_gb=reader.integer("rootVolumeSizeGb", DEFAULT_ROOT_VOLUME_GB, 20, 16384),
+        root_volume_size_gb=reader.integer("rootVolumeSizeGb", DEFAULT_ROOT_VOLUME_GB, *ROOT_VOLUME_GB_RANGE),
         internal=reader.boolean("internal", True),
         pcp_idle_timeout_seconds=reader.integer(
             "pcpIdleTimeoutSeconds",
             pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS,
-            pe.PCP_BROKER_IDLE_SECONDS,
-            pe.NLB_IDLE_TIMEOUT_RANGE[1],
-            "PCP brokers close idle connections after 900 s; the NLB must not close them sooner",
+            *pe.PCP_IDLE_TIMEOUT_RANGE,
+            pe.PCP_IDLE_TIMEOUT_WHY,
         ),
         agent_idle_timeout_seconds=reader.integer(
             "agentIdleTimeoutSeconds",
             pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS,
             *pe.NLB_IDLE_TIMEOUT_RANGE,
-            "the NLB's TCP idle timeout range",
+            pe.NLB_IDLE_TIMEOUT_WHY,
         ),
         health_check_path=reader.optional("healthCheckPath", validation.status_path) or pe.STATUS_PATH,
         health_check_protocol=reader.optional(
@@ -124,7 +125,7 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         tags=reader.optional("tags", _tags) or {},
         wait_for_healthy=reader.boolean("waitForHealthy", False),
         wait_for_healthy_timeout_seconds=reader.integer(
-            "waitForHealthyTimeoutSeconds", DEFAULT_WAIT_SECONDS, 60, 3600
+            "waitForHealthyTimeoutSeconds", DEFAULT_WAIT_SECONDS, *WAIT_SECONDS_RANGE
         ),
     )
     if reader.errors:

@@ -15,6 +15,8 @@ DEFAULT_COUNT = 2
 DEFAULT_INSTANCE_TYPE = "m6i.xlarge"
 """4 vCPU / 16 GiB: above PE's compiler minimum of 4 vCPU / 8 GB, with room for JRuby."""
 DEFAULT_ROOT_VOLUME_GB = 50
+ROOT_VOLUME_GB_RANGE = (20, 16384)
+"""PE wants room under /opt/puppetlabs; gp3 volumes end at 16 TiB."""
 MAX_COMPILE_MASTERS = 500
 
 RHEL_OWNER_ID = "309956199498"
@@ -75,7 +77,9 @@ class CompileMasterPool(pulumi.ComponentResource):
         admin_cidrs = validation.cidr_list("admin_cidrs", args.get("admin_cidrs", []))
         primary_cidrs = validation.cidr_list("primary_cidrs", args.get("primary_cidrs", []))
         root_volume_size_gb = validation.int_in_range(
-            "root_volume_size_gb", args.get("root_volume_size_gb", DEFAULT_ROOT_VOLUME_GB), 20, 16384
+            "root_volume_size_gb",
+            args.get("root_volume_size_gb", DEFAULT_ROOT_VOLUME_GB),
+            *ROOT_VOLUME_GB_RANGE,
         )
         subnet_ids = list(args["subnet_ids"])
         if not subnet_ids:

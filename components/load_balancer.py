@@ -191,15 +191,14 @@ class _Settings:
         self.pcp_idle_timeout_seconds = validation.int_in_range(
             "pcp_idle_timeout_seconds",
             args.get("pcp_idle_timeout_seconds", pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS),
-            pe.PCP_BROKER_IDLE_SECONDS,
-            pe.NLB_IDLE_TIMEOUT_RANGE[1],
-            "PCP brokers close idle connections after 900 s; the NLB must not close them sooner",
+            *pe.PCP_IDLE_TIMEOUT_RANGE,
+            pe.PCP_IDLE_TIMEOUT_WHY,
         )
         self.agent_idle_timeout_seconds = validation.int_in_range(
             "agent_idle_timeout_seconds",
             args.get("agent_idle_timeout_seconds", pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS),
             *pe.NLB_IDLE_TIMEOUT_RANGE,
-            "the NLB's TCP idle timeout range",
+            pe.NLB_IDLE_TIMEOUT_WHY,
         )
         self.health_check_path = validation.status_path(
             "health_check_path", args.get("health_check_path", pe.STATUS_PATH)

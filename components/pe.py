@@ -29,6 +29,11 @@ PCP_BROKER_IDLE_SECONDS = 15 * 60
 
 NLB_IDLE_TIMEOUT_RANGE = (60, 6000)
 """What an NLB TCP listener accepts for tcp_idle_timeout_seconds."""
+NLB_IDLE_TIMEOUT_WHY = "the NLB's TCP idle timeout range"
+
+PCP_IDLE_TIMEOUT_RANGE = (PCP_BROKER_IDLE_SECONDS, NLB_IDLE_TIMEOUT_RANGE[1])
+"""What the 8142 listener may use: never shorter than the brokers' own idle limit."""
+PCP_IDLE_TIMEOUT_WHY = "PCP brokers close idle connections after 900 s; the NLB must not close them sooner"
 
 DEFAULT_PCP_IDLE_TIMEOUT_SECONDS = 1200
 """15 minutes plus a margin of 5, so the broker, not the load balancer, ends idle sessions."""

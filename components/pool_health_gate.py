@@ -14,6 +14,7 @@ from components import validation
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 """Where the poolctl package lives, beside components/."""
 DEFAULT_TIMEOUT_SECONDS = 900
+TIMEOUT_SECONDS_RANGE = (60, 3600)
 
 
 class PoolHealthGateArgs(TypedDict):
@@ -34,7 +35,7 @@ class PoolHealthGate(pulumi.ComponentResource):
         self, name: str, args: PoolHealthGateArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         timeout = validation.int_in_range(
-            "timeout_seconds", args.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS), 60, 3600
+            "timeout_seconds", args.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS), *TIMEOUT_SECONDS_RANGE
         )
         super().__init__("pe-lb:index:PoolHealthGate", name, None, opts)
         arn = pulumi.Output.from_input(args["load_balancer_arn"])
