@@ -33,6 +33,9 @@ class Context:
         load_balancer, _ = pool_reference(self.args)
         if not load_balancer:
             raise PoolError("the stack outputs have no loadBalancerArn: pass --load-balancer NAME_OR_ARN")
+        return self.open_pool(load_balancer)
+
+    def open_pool(self, load_balancer: str) -> Pool:
         return Pool(session(self.args, load_balancer), load_balancer, self.args.endpoint_url)
 
     def say(self, message: str) -> None:
@@ -67,9 +70,8 @@ def pool_reference(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if args.load_balancer:
         return args.load_balancer, address
     if args.outputs:
-        outputs = read_outputs(
-            Path(args.outputs).read_text() if Path(args.outputs).exists() else None, args.outputs
-        )
+        path = Path(args.outputs)
+        outputs = read_outputs(path.read_text() if path.exists() else None, args.outputs)
     elif args.stack:
         outputs = stack_outputs(args.stack)
     elif address:
@@ -204,9 +206,7 @@ def cmd_probe(context: Context) -> int:
     if not address:
         if not load_balancer:
             raise PoolError("no pool address: pass --address, or --load-balancer/--stack/--outputs")
-        address = Pool(
-            session(context.args, load_balancer), load_balancer, context.args.endpoint_url
-        ).load_balancer()["DNSName"]
+        address = context.open_pool(load_balancer).load_balancer()["DNSName"]
     result = probe(
         address, cacert=context.args.cacert, connect_to=context.args.connect_to, port=context.args.port
     )

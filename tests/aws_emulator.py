@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 
 from components import pe
+from poolctl.pool import Pool
 
 REGION = "eu-west-1"
 
@@ -33,8 +34,14 @@ class EmulatedPool:
     instance_ids: list[str]
     vpc_id: str
 
-    def cli_args(self, *args: str) -> list[str]:
-        return [*args, "--load-balancer", self.load_balancer_name, "--endpoint-url", self.endpoint]
+    def cli_args(self) -> list[str]:
+        return ["--load-balancer", self.load_balancer_name, "--endpoint-url", self.endpoint]
+
+    def poolctl_pool(self) -> Pool:
+        """poolctl's own view of this pool, with its listeners and target groups already read."""
+        pool = Pool(boto3.Session(region_name=REGION), self.load_balancer_name, self.endpoint)
+        pool.groups()
+        return pool
 
 
 def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:

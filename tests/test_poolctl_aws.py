@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from botocore.stub import Stubber
@@ -31,7 +30,7 @@ from moto.server import ThreadedMotoServer
 
 from components.pool_health_gate import wait_healthy_command
 from poolctl import cli
-from poolctl.pool import HEALTHY, Pool, PoolError
+from poolctl.pool import HEALTHY, PoolError
 from tests.aws_emulator import REGION, EmulatedPool, build_pool, free_port
 from tests.harness import PROJECT_DIR
 
@@ -157,8 +156,7 @@ def test_missing_pcp_listener_and_target_group(pool: EmulatedPool) -> None:
 
 def test_vanished_target_group_uses_stubber(pool: EmulatedPool) -> None:
     """Stubber: moto, like AWS, will not delete a target group a listener forwards to."""
-    instance = Pool(boto3.Session(region_name=REGION), pool.load_balancer_name, pool.endpoint)
-    instance.groups()
+    instance = pool.poolctl_pool()
     with Stubber(instance.elb) as stub:
         stub.add_client_error(
             "describe_target_health", "TargetGroupNotFound", "One or more target groups not found"
@@ -221,8 +219,7 @@ def test_undrain_unknown_instance(pool: EmulatedPool) -> None:
 
 def test_drain_progress_through_draining_uses_stubber(pool: EmulatedPool) -> None:
     """Stubber: moto has no 'draining' state; AWS keeps a target draining for the deregistration delay."""
-    target = Pool(boto3.Session(region_name=REGION), pool.load_balancer_name, pool.endpoint)
-    target.groups()
+    target = pool.poolctl_pool()
     victim = pool.instance_ids[0]
     draining = {"State": "draining", "Reason": "Target.DeregistrationInProgress"}
     gone = {"State": "unused", "Reason": "Target.NotRegistered"}
