@@ -8,6 +8,7 @@ import pulumi
 
 import stack_config
 from components import CompileMasterPool, PeRepoPoolAddress, PoolHealthGate, PuppetLoadBalancer, pe
+from components.primary import PrimaryAccessArgs
 
 try:
     settings = stack_config.load()
@@ -42,10 +43,17 @@ pool_address = (
     pulumi.Output.from_input(settings.pool_dns_name) if settings.pool_dns_name else load_balancer.dns_name
 )
 
+primary_access: PrimaryAccessArgs = {
+    "primary_host": settings.primary_host,
+    "primary_host_key": settings.primary_host_key,
+    "ssh_user": settings.ssh_user,
+    "ssh_private_key": settings.ssh_private_key,
+}
+
 compile_masters = CompileMasterPool(
     "pe-lb",
     {
-        "primary_host": settings.primary_host,
+        **primary_access,
         "pool_address": pool_address,
         "vpc_id": settings.vpc_id,
         "subnet_ids": settings.subnet_ids,
@@ -55,7 +63,6 @@ compile_masters = CompileMasterPool(
         "instance_type": settings.instance_type,
         "ami_id": settings.ami_id,
         "root_volume_size_gb": settings.root_volume_size_gb,
-        "autosign_secret": settings.autosign_secret,
         "key_name": settings.key_name,
         "admin_cidrs": settings.admin_cidrs,
         "primary_cidrs": settings.primary_cidrs,
@@ -63,7 +70,8 @@ compile_masters = CompileMasterPool(
     },
 )
 
-# Agents must find a working pool when pe_repo starts handing out its address.
+# Agents must find a working pool when pe_repo starts handing out its address: every
+# compile master joined (the pool component's children) and in rotation.
 ready: list[pulumi.Resource] = [load_balancer, compile_masters]
 if settings.wait_for_healthy:
     ready.append(
@@ -81,13 +89,7 @@ if settings.wait_for_healthy:
 
 pe_repo = PeRepoPoolAddress(
     "pe-lb",
-    {
-        "primary_host": settings.primary_host,
-        "pool_address": load_balancer.pool_address,
-        "ssh_user": settings.ssh_user,
-        "ssh_private_key": settings.ssh_private_key,
-        "rerun_on": [compile_masters.instance_ids],
-    },
+    {**primary_access, "pool_address": load_balancer.pool_address},
     opts=pulumi.ResourceOptions(depends_on=ready),
 )
 
@@ -97,4 +99,5 @@ pulumi.export("loadBalancerDnsName", load_balancer.dns_name)
 pulumi.export("targetGroupArns", {str(port): arn for port, arn in load_balancer.target_group_arns.items()})
 pulumi.export("compileMasterIds", compile_masters.instance_ids)
 pulumi.export("compileMasterPrivateIps", compile_masters.private_ips)
+pulumi.export("compileMasterCertnames", compile_masters.certnames)
 pulumi.export("agentInstallCommand", load_balancer.pool_address.apply(pe.agent_install_command))

@@ -16,12 +16,22 @@ from components.compile_master_pool import (
     MAX_COMPILE_MASTERS,
     ROOT_VOLUME_GB_RANGE,
 )
-from components.pe_repo import DEFAULT_SSH_USER
 from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
 from components.pool_health_gate import TIMEOUT_SECONDS_RANGE as WAIT_SECONDS_RANGE
+from components.primary import DEFAULT_SSH_USER, ssh_host_key, ssh_user
 
 PROJECT = "pe-lb"
-SECRET_KEYS = ("sshPrivateKey", "autosignSecret")
+SECRET_KEYS = ("sshPrivateKey",)
+
+RETIRED_KEYS = {
+    "autosignSecret": (
+        "autosignSecret is no longer used and must go: a shared autosign secret lets anyone who reads "
+        "user data mint a pe_compiler certificate for the pool. The primary now verifies each compile "
+        "master's request (certname, alt names, pp_auth_role, platform) and signs it itself "
+        "(pe-lb join). Remove it: pulumi config rm autosignSecret"
+    ),
+}
+"""Keys that once meant something: refused with why, never silently ignored."""
 
 T = TypeVar("T")
 
@@ -33,9 +43,11 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class StackSettings:
     primary_host: str
+    primary_host_key: str
     vpc_id: str
     subnet_ids: list[str]
     agent_cidrs: list[str]
+    primary_cidrs: list[str]
     ssh_private_key: str = field(repr=False)
     compile_master_count: int = DEFAULT_COUNT
     instance_type: str = DEFAULT_INSTANCE_TYPE
@@ -49,10 +61,8 @@ class StackSettings:
     pool_dns_name: str | None = None
     hosted_zone_id: str | None = None
     ssh_user: str = DEFAULT_SSH_USER
-    autosign_secret: str | None = field(default=None, repr=False)
     key_name: str | None = None
     admin_cidrs: list[str] = field(default_factory=list)
-    primary_cidrs: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     wait_for_healthy: bool = False
     wait_for_healthy_timeout_seconds: int = DEFAULT_WAIT_SECONDS
@@ -86,6 +96,7 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         )
     settings = StackSettings(
         primary_host=reader.required("primaryHost", validation.hostname),
+        primary_host_key=reader.required("primaryHostKey", ssh_host_key),
         vpc_id=reader.required("vpcId", lambda k, v: validation.aws_id(k, v, "vpc")),
         subnet_ids=reader.required("subnetIds", _subnet_ids),
         agent_cidrs=reader.required(
@@ -116,12 +127,12 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         or "HTTPS",
         pool_dns_name=pool_dns_name,
         hosted_zone_id=hosted_zone_id,
-        ssh_user=reader.optional("sshUser", _ssh_user) or DEFAULT_SSH_USER,
-        autosign_secret=reader.secret("autosignSecret", required=False),
+        ssh_user=reader.optional("sshUser", ssh_user) or DEFAULT_SSH_USER,
         key_name=reader.optional("keyName", _key_name),
         admin_cidrs=reader.optional("adminCidrs", lambda k, v: validation.cidr_list(k, _json(k, v))) or [],
-        primary_cidrs=reader.optional("primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v)))
-        or [],
+        primary_cidrs=reader.required(
+            "primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)
+        ),
         tags=reader.optional("tags", _tags) or {},
         wait_for_healthy=reader.boolean("waitForHealthy", False),
         wait_for_healthy_timeout_seconds=reader.integer(
@@ -140,7 +151,8 @@ class _Reader:
         self.raw = raw
         self.secret_keys = secret_keys
         self.errors: list[str] = []
-        unknown = sorted(set(raw) - set(KNOWN_KEYS))
+        self.errors.extend(RETIRED_KEYS[key] for key in sorted(set(raw) & set(RETIRED_KEYS)))
+        unknown = sorted(set(raw) - set(KNOWN_KEYS) - set(RETIRED_KEYS))
         if unknown:
             self.errors.append(
                 f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(KNOWN_KEYS)}"
@@ -230,12 +242,6 @@ def _instance_type(key: str, value: str) -> str:
     return value
 
 
-def _ssh_user(key: str, value: str) -> str:
-    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", value):
-        raise ValueError(f"{key}={value!r} must be a Unix user name such as {DEFAULT_SSH_USER}")
-    return value
-
-
 def _key_name(key: str, value: str) -> str:
     if len(value) > 255 or not value.isprintable():
         raise ValueError(
@@ -258,6 +264,7 @@ def _tags(key: str, value: str) -> dict[str, str]:
 
 KNOWN_KEYS: dict[str, str] = {
     "primaryHost": "FQDN of the PE primary server",
+    "primaryHostKey": "the primary's SSH host key: what `ssh-keyscan -t ed25519 <primary>` prints",
     "compileMasterCount": f"number of compile masters, 1..{MAX_COMPILE_MASTERS}",
     "instanceType": "EC2 instance type of the compile masters",
     "amiId": "image for the compile masters; default: newest RHEL 9 from Red Hat",
@@ -272,12 +279,11 @@ KNOWN_KEYS: dict[str, str] = {
     "healthCheckProtocol": "HTTPS (status endpoint) or TCP",
     "poolDnsName": "stable DNS name for the pool",
     "hostedZoneId": "Route53 zone of poolDnsName",
-    "sshUser": "SSH user on the primary for the pe_repo command",
+    "sshUser": "SSH user on the primary for join, leave and pe_repo (sudo -n)",
     "sshPrivateKey": "SSH private key for the primary (secret)",
-    "autosignSecret": "challenge password for the primary's autosigning (secret)",
     "keyName": "EC2 key pair for the compile masters",
     "adminCidrs": "networks admitted to SSH on the compile masters",
-    "primaryCidrs": "addresses of the primary, admitted to 8140/8142 on the compile masters",
+    "primaryCidrs": "the primary's addresses, admitted to 8140/8142 on compile masters (join checks them)",
     "tags": "tags for every resource",
     "waitForHealthy": "wait (poolctl wait-healthy) before pointing pe_repo at the pool",
     "waitForHealthyTimeoutSeconds": "how long waitForHealthy waits, 60..3600",

@@ -1,14 +1,16 @@
-"""Compile masters on EC2, spread over subnets, joined to the primary unattended."""
+"""Compile masters on EC2, spread over subnets, each joined to PE (and made to leave) by the primary."""
 
+import json
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired
 
 import pulumi
 import pulumi_aws as aws
 
 from components import pe, validation
 from components.network import admit_cidrs, tagged
+from components.primary import PrimaryAccess, PrimaryAccessArgs, primary_command
 from components.scripts import read_script
 
 DEFAULT_COUNT = 2
@@ -26,9 +28,9 @@ RHEL_9_NAME_PATTERN = "RHEL-9.*_HVM-*-x86_64-*"
 BOOTSTRAP_SCRIPT = "compile_master_bootstrap.sh"
 
 
-class CompileMasterPoolArgs(TypedDict):
-    primary_host: str
-    """FQDN of the PE primary the compile masters join."""
+class CompileMasterPoolArgs(PrimaryAccessArgs):
+    """Where the pool runs; the primary (PrimaryAccessArgs) joins each compile master to PE."""
+
     pool_address: pulumi.Input[str]
     """DNS name agents use for the pool; it goes into each compile master's certificate."""
     vpc_id: pulumi.Input[str]
@@ -39,6 +41,9 @@ class CompileMasterPoolArgs(TypedDict):
     """The NLB's security group, admitted to 8140 and 8142."""
     target_group_arns: Mapping[int, pulumi.Input[str]]
     """Target group per port (8140, 8142) each compile master joins."""
+    primary_cidrs: Sequence[str]
+    """Addresses of the primary (and replica), admitted to 8140 and 8142: the join checks each
+    compile master's status from the primary."""
     count: NotRequired[int]
     """Number of compile masters (default 2)."""
     instance_type: NotRequired[str]
@@ -47,25 +52,23 @@ class CompileMasterPoolArgs(TypedDict):
     """Image to boot; default: the newest RHEL 9 x86_64 image from Red Hat."""
     root_volume_size_gb: NotRequired[int]
     """Size of the encrypted root volume (default 50)."""
-    autosign_secret: NotRequired[pulumi.Input[str] | None]
-    """Challenge password for the primary's policy-based autosigning."""
     key_name: NotRequired[str | None]
     """EC2 key pair for SSH."""
     admin_cidrs: NotRequired[Sequence[str]]
     """Networks admitted to SSH."""
-    primary_cidrs: NotRequired[Sequence[str]]
-    """Addresses of the primary (and replica), admitted to 8140 and 8142."""
     tags: NotRequired[Mapping[str, str]]
     """Tags for every resource that takes them."""
 
 
 class CompileMasterPool(pulumi.ComponentResource):
-    """EC2 compile masters registered in the load balancer's target groups."""
+    """EC2 compile masters, joined to PE by the primary, registered in the load balancer's target groups."""
 
     instance_ids: pulumi.Output[list[str]]
     """EC2 instance ids, in pool order."""
     private_ips: pulumi.Output[list[str]]
     """Private IP addresses, in pool order."""
+    certnames: pulumi.Output[list[str]]
+    """Puppet certnames (the instances' resource-name hostnames), in pool order."""
     security_group_id: pulumi.Output[str]
     """The compile masters' security group."""
 
@@ -73,9 +76,9 @@ class CompileMasterPool(pulumi.ComponentResource):
         self, name: str, args: CompileMasterPoolArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         count = validation.int_in_range("count", args.get("count", DEFAULT_COUNT), 1, MAX_COMPILE_MASTERS)
-        primary_host = validation.hostname("primary_host", args["primary_host"])
+        access = PrimaryAccess.checked(args)
         admin_cidrs = validation.cidr_list("admin_cidrs", args.get("admin_cidrs", []))
-        primary_cidrs = validation.cidr_list("primary_cidrs", args.get("primary_cidrs", []))
+        primary_cidrs = validation.cidr_list("primary_cidrs", args["primary_cidrs"], allow_empty=False)
         root_volume_size_gb = validation.int_in_range(
             "root_volume_size_gb",
             args.get("root_volume_size_gb", DEFAULT_ROOT_VOLUME_GB),
@@ -135,14 +138,22 @@ class CompileMasterPool(pulumi.ComponentResource):
             opts=child,
         )
 
-        ami_id = args.get("ami_id") or _latest_rhel9_ami(self)
-        # Wrapped here too, so a caller's plain string never lands in state unencrypted.
-        autosign_secret = args.get("autosign_secret")
-        secret = pulumi.Output.secret(autosign_secret) if autosign_secret else None
-        user_data = pulumi.Output.all(args["pool_address"], secret).apply(
-            lambda values: render_bootstrap(primary_host, values[0], values[1])
+        # The PE CA and global hiera.yaml, read once over SSH: they reach each compile master
+        # in its user data, so it trusts only the PE CA from its first download on.
+        primary_files = primary_command(
+            f"{name}-primary-files",
+            access,
+            create=access.script_command("read"),
+            parent=self,
+            output_may_hold_secrets=True,
         )
-        instances = []
+        # Secret as the command's stdout is: the site's hiera.yaml is not for every reader of state.
+        rendered: pulumi.Output[str] = pulumi.Output.all(args["pool_address"], primary_files.stdout).apply(
+            lambda values: render_bootstrap(access.host, values[0], values[1])
+        )
+        user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
+        ami_id = args.get("ami_id") or _latest_rhel9_ami(self)
+        instances, certnames = [], []
         for index in range(count):
             instance = aws.ec2.Instance(
                 f"{name}-{index}",
@@ -152,6 +163,11 @@ class CompileMasterPool(pulumi.ComponentResource):
                 vpc_security_group_ids=[security_group.id],
                 associate_public_ip_address=False,
                 key_name=args.get("key_name") or None,
+                # The hostname, and so the certname, is the instance id: never reused by a later instance.
+                private_dns_name_options=aws.ec2.InstancePrivateDnsNameOptionsArgs(
+                    hostname_type="resource-name",
+                    enable_resource_name_dns_a_record=True,
+                ),
                 metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                     http_endpoint="enabled",
                     http_tokens="required",
@@ -170,36 +186,72 @@ class CompileMasterPool(pulumi.ComponentResource):
                 tags={**tagged(tags, f"{name}-{index}"), pe.ROLE_TAG: pe.COMPILE_MASTER_ROLE},
                 opts=child,
             )
+            certname = instance.private_dns.apply(str.lower)
+            # A new instance is a new certname, so a new command: its create joins the new
+            # one, and the old command's delete (after every create) makes the old one leave.
+            joined = primary_command(
+                f"{name}-{index}-join",
+                access,
+                create=pulumi.Output.all(certname, instance.id, args["pool_address"]).apply(
+                    lambda values: access.script_command(
+                        "join", values[0], "--instance-id", values[1], "--pool-address", values[2]
+                    )
+                ),
+                delete=certname.apply(
+                    lambda value: access.script_command(
+                        "leave", value, "--drain-seconds", str(pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS)
+                    )
+                ),
+                triggers=[certname],
+                parent=self,
+            )
+            # In rotation only once joined; out of rotation (deleted first) before it leaves.
             for port in pe.POOL_PORTS:
                 aws.lb.TargetGroupAttachment(
                     f"{name}-{index}-{port}",
                     target_group_arn=args["target_group_arns"][port],
                     target_id=instance.id,
                     port=port,
-                    opts=child,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[joined]),
                 )
             instances.append(instance)
+            certnames.append(certname)
 
         self.instance_ids = pulumi.Output.all(*[instance.id for instance in instances])
         self.private_ips = pulumi.Output.all(*[instance.private_ip for instance in instances])
+        self.certnames = pulumi.Output.all(*certnames)
         self.security_group_id = security_group.id
         self.register_outputs(
             {
                 "instanceIds": self.instance_ids,
                 "privateIps": self.private_ips,
+                "certnames": self.certnames,
                 "securityGroupId": self.security_group_id,
             }
         )
 
 
-def render_bootstrap(primary_host: str, pool_address: str, autosign_secret: str | None) -> str:
-    """User data: the bootstrap script with its parameters set in front of it."""
+def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -> str:
+    """User data: the bootstrap script with its parameters set in front of it.
+
+    ``primary_files`` is what ``pe_primary.py read`` printed: the CA bundle and hiera.yaml.
+    """
+    try:
+        files = json.loads(primary_files)
+        ca_certificate, hiera_yaml = files["caCertificate"], files["hieraYaml"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"reading the PE CA and hiera.yaml from {primary_host} gave no answer pe-lb understands"
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in ca_certificate:
+        raise ValueError(f"{primary_host} has no PE CA certificate at Puppet's localcacert")
     parameters = {
-        "PE_INSTALL_URL": f"https://{primary_host}:{pe.PUPPETSERVER_PORT}/packages/current/install.bash",
-        # "puppet" keeps agents with the default server setting working against the pool.
-        "PE_DNS_ALT_NAMES": f"puppet,{pool_address}",
+        "PE_PRIMARY_HOST": primary_host,
+        "PE_CA_CERTIFICATE": ca_certificate.strip(),
+        "PE_POOL_ADDRESS": pool_address,
         "PE_AUTH_ROLE": pe.COMPILER_AUTH_ROLE,
-        "PE_AUTOSIGN_SECRET": autosign_secret or "",
+        "PE_PLATFORM_OID": pe.PLATFORM_EXTENSION_OID,
+        "PE_HIERA_YAML": hiera_yaml.strip(),
     }
     script = read_script(BOOTSTRAP_SCRIPT)
     shebang, body = script.split("\n", 1)

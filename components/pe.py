@@ -50,6 +50,8 @@ COMPILE_MASTER_ROLE = "compile-master"
 
 PE_MASTER_NODE_GROUP = "PE Master"
 PE_REPO_POOL_ADDRESS_PARAMETER = "compile_master_pool_address"
+PE_REPO_SET_ACTION = "pe-repo-set"
+"""The primary script's action that sets pe_repo::compile_master_pool_address (PeRepoPoolAddress)."""
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,11 @@ def agent_install_command(pool_address: str) -> str:
         f"curl --insecure https://{pool_address}:{PUPPETSERVER_PORT}"
         "/packages/current/install.bash | sudo bash"
     )
+
+
+PE_INFRASTRUCTURE_AGENT_NODE_GROUP = "PE Infrastructure Agent"
+"""Infrastructure nodes are pinned here so they talk to the primary directly, never through the pool."""
+
+PLATFORM_EXTENSION_OID = "1.3.6.1.4.1.34380.1.2.6099.1"
+"""A private certificate extension (Puppet's ppPrivCertExt arc) in which a compile master states its
+platform (e.g. el-9-x86_64); the primary checks it against its own before signing."""

@@ -328,7 +328,10 @@ def pool_wiring(args: StackValidationArgs, report: ReportViolation) -> None:
     pool_resources = [*balancers, *records]
     for command in _of(args, REMOTE_COMMAND):
         create = command.props.get("create")
-        if known(create) and pe.PE_REPO_POOL_ADDRESS_PARAMETER in str(create):
+        sets_pe_repo = pe.PE_REPO_POOL_ADDRESS_PARAMETER in str(create) or pe.PE_REPO_SET_ACTION in str(
+            create
+        )
+        if known(create) and sets_pe_repo:
             if any(address in str(create) for address in addresses):
                 return
         elif not known(create) and any(_depends(command, "create", r) for r in pool_resources):

@@ -88,3 +88,39 @@ class LocalCA:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             ),
         )
+
+    def sign_request(self, request_pem: bytes) -> bytes:
+        """Sign a certificate request as the PE CA does: its subject, key and requested extensions."""
+        request = x509.load_pem_x509_csr(request_pem)
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(request.subject)
+            .issuer_name(self._name)
+            .public_key(request.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+        for extension in request.extensions:
+            builder = builder.add_extension(extension.value, extension.critical)
+        return builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def puppet_request(common_name: str, dns_names: list[str], extensions: dict[str, str]) -> bytes:
+    """A CSR as a Puppet agent makes it: alt names and Puppet extensions as DER UTF8Strings."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    )
+    if dns_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name) for name in dns_names]), critical=False
+        )
+    for oid, value in extensions.items():
+        encoded = value.encode()
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), bytes([0x0C, len(encoded)]) + encoded),
+            critical=False,
+        )
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

@@ -8,7 +8,7 @@ from tests.harness import PROJECT_DIR
 sys.path.insert(0, str(PROJECT_DIR))
 
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-ssh-key-never-in-plaintext\n-----END KEY-----\n"
-AUTOSIGN_SECRET = "mock-autosign-never-in-plaintext"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKeyOfThePrimary000000000000000000"
 
 
 @pytest.fixture(autouse=True)
@@ -28,12 +28,13 @@ def stack_config() -> dict[str, Any]:
     """A complete, valid stack config like Pulumi.dev.yaml's."""
     return {
         "primaryHost": "puppet.example.com",
+        "primaryHostKey": f"puppet.example.com {HOST_KEY}",
         "vpcId": "vpc-0123456789abcdef0",
         "subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
         "agentCidrs": ["10.0.0.0/8"],
         "compileMasterCount": 3,
         "sshPrivateKey": SSH_KEY,
-        "autosignSecret": AUTOSIGN_SECRET,
+        "primaryCidrs": ["10.0.1.10/32"],
         "adminCidrs": ["192.0.2.0/24"],
         "tags": {"team": "puppet"},
     }

@@ -29,6 +29,10 @@ SECRET_MARK = "[secret]"
 
 VPC_CIDR = "10.20.0.0/16"
 MOCK_AMI = "ami-0mockrhel9000000"
+MOCK_CA = "-----BEGIN CERTIFICATE-----\nMIIBmockPEcaBundle\n-----END CERTIFICATE-----\n"
+MOCK_HIERA = "---\nversion: 5\nhierarchy:\n  - name: common\n    path: common.yaml\n"
+PRIMARY_FILES = json.dumps({"caCertificate": MOCK_CA, "hieraYaml": MOCK_HIERA, "platform": "el-9-x86_64"})
+"""What `pe_primary.py read` prints on the primary."""
 
 
 def is_secret(value: Any) -> bool:
@@ -68,6 +72,9 @@ class Recorded:
     custom: bool
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -134,6 +141,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     custom=request.custom,
                     property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
                     outputs=reveal(pulumi.runtime.rpc.deserialize_properties(response.object)),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                    replace_on_changes=list(request.replaceOnChanges),
+                    delete_before_replace=request.deleteBeforeReplace,
                 )
             )
         return response
@@ -148,6 +158,8 @@ class PeLbMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:ec2/instance:Instance":
             resource_id = "i-" + format(abs(hash(args.name)) % 16**17, "017x")
             state["privateIp"] = f"10.20.{len(args.name)}.{abs(hash(args.name)) % 250 + 1}"
+            # Resource-name hostnames, as the pool asks for: the certname is the instance id.
+            state["privateDns"] = f"{resource_id}.eu-west-1.compute.internal"
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
             state["arn"] = (
                 f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/{args.name}/abc"
@@ -161,7 +173,9 @@ class PeLbMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:route53/record:Record":
             state["fqdn"] = args.inputs.get("name")
         if args.typ == "command:remote:Command":
-            state["stdout"] = "pe_repo: ok"
+            reads = " - read" in str(args.inputs.get("create", ""))
+            state["stdout"] = PRIMARY_FILES if reads else "pe-lb: ok"
+            state["stderr"] = ""
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -238,7 +252,7 @@ Transformation = Callable[[pulumi.ResourceTransformationArgs], pulumi.ResourceTr
 
 def run_main(
     config: Mapping[str, Any],
-    secret_keys: tuple[str, ...] = ("sshPrivateKey", "autosignSecret"),
+    secret_keys: tuple[str, ...] = ("sshPrivateKey",),
     *,
     expect_error: bool = False,
     transformation: Transformation | None = None,

@@ -1,38 +1,56 @@
-"""components/scripts/compile_master_bootstrap.sh on its own, with a stub curl and installer."""
+"""components/scripts/compile_master_bootstrap.sh on its own: stub IMDS, curl, installer and puppet."""
 
 import os
+import shlex
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from components import pe
 from components.compile_master_pool import render_bootstrap
 from components.scripts import SCRIPTS_DIR
+from tests.harness import PRIMARY_FILES
+from tests.stub_primary import SCRIPT as PRIMARY_SCRIPT
 
 SCRIPT = SCRIPTS_DIR / "compile_master_bootstrap.sh"
+HOSTNAME = "i-0ABC123def4567890.eu-west-1.compute.internal"
+CERTNAME = HOSTNAME.lower()
 
 STUB_CURL = """#!/bin/bash
-# Records the call; fails while $STUB_DIR/fails_left holds a number above 0; else writes the installer.
-echo "$@" >> "$STUB_DIR/curl.calls"
+# IMDSv2 (token, local-hostname) and the primary's install.bash; records every call.
+echo "curl $*" >> "$STUB_DIR/calls"
+case "$*" in
+  *latest/api/token*) echo -n token-123; exit 0 ;;
+  *meta-data/local-hostname*) [[ $* == *"X-aws-ec2-metadata-token: token-123"* ]] || exit 22
+    cat "$STUB_DIR/hostname"; exit 0 ;;
+esac
 left=$(cat "$STUB_DIR/fails_left" 2>/dev/null || echo 0)
 if (( left > 0 )); then
-  echo $(( left - 1 )) > "$STUB_DIR/fails_left"; echo "curl: (7) refused" >&2; exit 7
+  echo $(( left - 1 )) > "$STUB_DIR/fails_left"; echo "curl: (60) SSL certificate problem" >&2; exit 60
 fi
 while (( $# )); do if [[ $1 == --output ]]; then out=$2; fi; shift; done
 cat > "$out" <<'INSTALLER'
-printf '%s\\n' "$@" > "$STUB_DIR/installer.args"
+echo "installer $*" >> "$STUB_DIR/calls"
 env > "$STUB_DIR/installer.env"
 INSTALLER
+"""
+
+STUB_PUPPET = """#!/bin/bash
+echo "puppet $*" >> "$STUB_DIR/calls"
 """
 
 
 @pytest.fixture
 def stub_dir(tmp_path: Path) -> Path:
-    curl = tmp_path / "bin" / "curl"
-    curl.parent.mkdir()
-    curl.write_text(STUB_CURL)
-    curl.chmod(curl.stat().st_mode | stat.S_IEXEC)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("curl", STUB_CURL), ("puppet", STUB_PUPPET)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755 | stat.S_IEXEC)
+    (tmp_path / "hostname").write_text(HOSTNAME)
+    (tmp_path / "os-release").write_text('NAME="Red Hat Enterprise Linux"\nID="rhel"\nVERSION_ID="9.4"\n')
     return tmp_path
 
 
@@ -41,55 +59,119 @@ def run_bootstrap(stub_dir: Path, script: Path, **env: str) -> subprocess.Comple
         "PATH": f"{stub_dir / 'bin'}:{os.environ['PATH']}",
         "STUB_DIR": str(stub_dir),
         "PE_RETRY_SECONDS": "0",
+        "PE_IMDS_URL": "http://imds.test",
+        "PE_CONFDIR": str(stub_dir / "puppet"),
+        "PE_OS_RELEASE": str(stub_dir / "os-release"),
+        "PE_PUPPET": str(stub_dir / "bin" / "puppet"),
         **env,
     }
     return subprocess.run(["bash", str(script)], env=environment, capture_output=True, text=True, check=False)
 
 
-def rendered(stub_dir: Path, secret: str | None) -> Path:
+def rendered(stub_dir: Path) -> Path:
     user_data = stub_dir / "user-data.sh"
-    user_data.write_text(render_bootstrap("puppet.example.com", "pool.example.com", secret))
+    user_data.write_text(render_bootstrap("puppet.example.com", "pool.example.com", PRIMARY_FILES))
     return user_data
 
 
-def test_installs_the_agent_as_a_compiler_with_the_pool_name(stub_dir: Path) -> None:
-    result = run_bootstrap(stub_dir, rendered(stub_dir, "challenge"))
+def calls(stub_dir: Path) -> list[str]:
+    return (stub_dir / "calls").read_text().splitlines()
+
+
+def test_installs_the_agent_trusting_only_the_pe_ca_with_its_own_certname(stub_dir: Path) -> None:
+    result = run_bootstrap(stub_dir, rendered(stub_dir))
     assert result.returncode == 0, result.stderr
-    calls = (stub_dir / "curl.calls").read_text()
-    assert "--insecure" in calls and "https://puppet.example.com:8140/packages/current/install.bash" in calls
-    assert (stub_dir / "installer.args").read_text().splitlines() == [
+    cacert = stub_dir / "puppet" / "ssl" / "certs" / "ca.pem"
+    assert "-----BEGIN CERTIFICATE-----" in cacert.read_text()
+    made = calls(stub_dir)
+    download = [line for line in made if "install.bash" in line]
+    assert download == [
+        f"curl --fail --silent --show-error --cacert {cacert} --output "
+        + download[0].split("--output ")[1].split()[0]
+        + " https://puppet.example.com:8140/packages/current/install.bash"
+    ]
+    assert not any(" -k " in f" {line} " or "--insecure" in line for line in made)
+    installer = next(line for line in made if line.startswith("installer "))
+    assert shlex.split(installer)[1:] == [
+        "--puppet-service-ensure", "stopped", "--puppet-service-enable", "false",
+        f"main:certname={CERTNAME}",
         "main:dns_alt_names=puppet,pool.example.com",
         "extension_requests:pp_auth_role=pe_compiler",
-        "custom_attributes:challengePassword=challenge",
+        f"extension_requests:{pe.PLATFORM_EXTENSION_OID}=el-9-x86_64",
+    ]  # fmt: skip
+    assert [line for line in made if line.startswith("puppet ")] == [
+        "puppet ssl submit_request",
+        "puppet agent --onetime --no-daemonize --no-splay --waitforcert 15 --detailed-exitcodes --verbose",
+        "puppet resource service puppet ensure=running enable=true",
     ]
-    assert "challenge" not in (stub_dir / "installer.env").read_text()
+    assert (stub_dir / "puppet" / "hiera.yaml").read_text().startswith("---\nversion: 5")
 
 
-def test_without_autosign_secret_no_challenge_password(stub_dir: Path) -> None:
-    result = run_bootstrap(stub_dir, rendered(stub_dir, None))
-    assert result.returncode == 0, result.stderr
-    assert "challengePassword" not in (stub_dir / "installer.args").read_text()
+def test_the_certname_is_the_instance_id_hostname_read_with_imdsv2(stub_dir: Path) -> None:
+    (stub_dir / "hostname").write_text("ip-10-0-0-5.eu-west-1.compute.internal")
+    result = run_bootstrap(stub_dir, rendered(stub_dir))
+    assert result.returncode == 1
+    assert "is not the instance id: launch with resource-name hostnames" in result.stderr
+    assert not any(line.startswith("installer") for line in calls(stub_dir))
 
 
 def test_waits_for_a_primary_that_is_still_booting(stub_dir: Path) -> None:
     (stub_dir / "fails_left").write_text("2")
-    result = run_bootstrap(stub_dir, rendered(stub_dir, None))
+    result = run_bootstrap(stub_dir, rendered(stub_dir))
     assert result.returncode == 0, result.stderr
-    assert len((stub_dir / "curl.calls").read_text().splitlines()) == 3
+    assert len([line for line in calls(stub_dir) if "install.bash" in line]) == 3
 
 
 def test_gives_up_with_a_clear_message(stub_dir: Path) -> None:
     (stub_dir / "fails_left").write_text("99")
-    result = run_bootstrap(stub_dir, rendered(stub_dir, None), PE_INSTALL_ATTEMPTS="3")
+    result = run_bootstrap(stub_dir, rendered(stub_dir), PE_INSTALL_ATTEMPTS="3")
     assert result.returncode == 1
     assert (
-        "could not download https://puppet.example.com:8140/packages/current/install.bash after 3 attempts"
-        in (result.stderr)
-    )
-    assert not (stub_dir / "installer.args").exists()
+        "could not download https://puppet.example.com:8140/packages/current/install.bash after 3 attempts "
+        "(verified against the PE CA)"
+    ) in result.stderr
+    assert not any(line.startswith("installer") for line in calls(stub_dir))
 
 
 def test_refuses_to_run_without_parameters(stub_dir: Path) -> None:
     result = run_bootstrap(stub_dir, SCRIPT)
     assert result.returncode != 0
-    assert "PE_INSTALL_URL is required" in result.stderr
+    assert "PE_PRIMARY_HOST is required" in result.stderr
+
+
+OS_RELEASES = {
+    "rhel 9.4": ('ID="rhel"\nID_LIKE="fedora"\nVERSION_ID="9.4"\n', "el-9-x86_64"),
+    "rocky 8.10": ('ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="8.10"\n', "el-8-x86_64"),
+    "centos 7": ('ID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n', "el-7-x86_64"),
+    "amazon 2023": ('ID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n', "amazon-2023-x86_64"),
+    "sles 15.5": ('ID="sles"\nID_LIKE="suse"\nVERSION_ID="15.5"\n', "sles-15-x86_64"),
+    "ubuntu 22.04": ('ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\n', "ubuntu-22.04-x86_64"),
+    "debian 12": ('ID=debian\nVERSION_ID="12"\n', "debian-12-x86_64"),
+}
+
+
+@pytest.mark.parametrize("os_release", OS_RELEASES, ids=list(OS_RELEASES))
+def test_the_compile_master_and_the_primary_name_a_platform_alike(tmp_path: Path, os_release: str) -> None:
+    text, expected = OS_RELEASES[os_release]
+    path = tmp_path / "os-release"
+    path.write_text(text)
+    from_bash = subprocess.run(
+        ["bash", "-c", 'source "$1"; platform_tag "$2" x86_64', "test", str(SCRIPT), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    from_python = subprocess.run(
+        [
+            "python3",
+            "-c",
+            "import runpy, sys; tag = runpy.run_path(sys.argv[1])['platform_tag'];"
+            "print(tag(open(sys.argv[2]).read(), 'x86_64'))",
+            str(PRIMARY_SCRIPT),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert from_bash == from_python == expected

@@ -1,5 +1,6 @@
 """CompileMasterPool on its own, as a user's program would declare it."""
 
+import shlex
 import subprocess
 from typing import Any
 
@@ -7,22 +8,28 @@ import pytest
 
 from components import CompileMasterPool, CompileMasterPoolArgs, pe
 from components.compile_master_pool import render_bootstrap
-from tests.harness import MOCK_AMI, Graph, is_secret, run
+from components.scripts import read_script
+from tests.conftest import HOST_KEY, SSH_KEY
+from tests.harness import MOCK_AMI, MOCK_CA, MOCK_HIERA, PRIMARY_FILES, Graph, Recorded, is_secret, run
 
 INSTANCE = "aws:ec2/instance:Instance"
 ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+COMMAND = "command:remote:Command"
 SUBNETS = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2", "subnet-0ccccccccccccccc3"]
 
 
 def base_args(**overrides: Any) -> CompileMasterPoolArgs:
     args: dict[str, Any] = {
         "primary_host": "puppet.example.com",
+        "primary_host_key": HOST_KEY,
+        "ssh_private_key": SSH_KEY,
         "pool_address": "puppet-pool.example.com",
         "vpc_id": "vpc-0123456789abcdef0",
         "subnet_ids": SUBNETS,
         "load_balancer_security_group_id": "sg-nlb",
         "target_group_arns": {8140: "arn:tg-8140", 8142: "arn:tg-8142"},
+        "primary_cidrs": ["10.0.1.10/32"],
     }
     args.update(overrides)
     return args  # type: ignore[return-value]
@@ -32,13 +39,17 @@ def declare(**overrides: Any) -> Graph:
     return run(lambda: CompileMasterPool("pool", base_args(**overrides)))
 
 
+def join_of(graph: Graph, instance: Recorded) -> Recorded:
+    return graph.one(COMMAND, f"{instance.name}-join")
+
+
 def test_instances_spread_round_robin_over_subnets() -> None:
     graph = declare(count=5)
     subnets = [i.inputs["subnetId"] for i in sorted(graph.of_type(INSTANCE), key=lambda i: i.name)]
     assert subnets == [SUBNETS[0], SUBNETS[1], SUBNETS[2], SUBNETS[0], SUBNETS[1]]
 
 
-def test_instances_are_hardened() -> None:
+def test_instances_are_hardened_and_named_by_their_id() -> None:
     graph = declare(count=2, key_name="ops")
     for instance in graph.of_type(INSTANCE):
         inputs = instance.inputs
@@ -50,6 +61,10 @@ def test_instances_are_hardened() -> None:
         assert inputs["instanceType"] == "m6i.xlarge"
         assert inputs["keyName"] == "ops"
         assert inputs["userDataReplaceOnChange"] is True
+        assert inputs["privateDnsNameOptions"] == {
+            "hostnameType": "resource-name",
+            "enableResourceNameDnsARecord": True,
+        }
 
 
 def test_given_ami_is_used_without_lookup() -> None:
@@ -63,9 +78,95 @@ def test_each_instance_joins_both_target_groups_on_the_right_port() -> None:
         attachments = sorted(
             (a.inputs["port"], a.inputs["targetGroupArn"])
             for a in graph.of_type(ATTACHMENT)
-            if a.inputs["targetId"] == instance.name + "-id" or instance.urn in a.dependencies
+            if instance.urn in a.dependencies
         )
         assert attachments == [(8140, "arn:tg-8140"), (8142, "arn:tg-8142")]
+
+
+def test_each_compile_master_is_joined_by_the_primary_and_leaves_through_it() -> None:
+    graph = declare(count=2)
+    for instance in graph.of_type(INSTANCE):
+        certname = instance.outputs["privateDns"]
+        instance_id = certname.split(".")[0]
+        join = join_of(graph, instance)
+        create = join.inputs["create"]
+        assert create.startswith("py=$(command -v python3 || echo /usr/libexec/platform-python); ")
+        assert shlex.split(create.split("; ", 1)[1]) == [
+            "sudo", "-n", "$py", "-", "join", certname,
+            "--instance-id", instance_id, "--pool-address", "puppet-pool.example.com",
+        ]  # fmt: skip
+        assert shlex.split(join.inputs["delete"].split("; ", 1)[1])[4:] == [
+            "leave",
+            certname,
+            "--drain-seconds",
+            str(pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS),
+        ]
+        assert join.inputs["stdin"] == read_script("pe_primary.py")
+        # A new instance is a new certname: a new command (join new, then the old one leaves).
+        assert join.inputs["triggers"] == [certname]
+        assert instance.urn in join.dependencies
+
+
+def test_compile_masters_enter_rotation_only_once_joined() -> None:
+    graph = declare(count=3)
+    for instance in graph.of_type(INSTANCE):
+        join = join_of(graph, instance)
+        attachments = [a for a in graph.of_type(ATTACHMENT) if instance.urn in a.dependencies]
+        assert len(attachments) == 2
+        # Pulumi deletes dependents first: out of rotation before the leave (purge) runs.
+        assert all(join.urn in attachment.dependencies for attachment in attachments)
+
+
+def test_every_command_on_the_primary_checks_its_host_key_and_keeps_output_secret() -> None:
+    graph = declare(count=2)
+    commands = graph.of_type(COMMAND)
+    assert len(commands) == 3
+    for command in commands:
+        connection = command.inputs["connection"]
+        assert connection["host"] == "puppet.example.com"
+        assert connection["hostKey"] == HOST_KEY
+        assert connection["user"] == "ec2-user"
+        assert is_secret(command.raw_inputs["connection"]) or is_secret(
+            command.raw_inputs["connection"]["privateKey"]
+        )
+        assert {"stdout", "stderr"} <= set(command.additional_secret_outputs)
+    assert SSH_KEY not in graph.plaintext()
+
+
+def test_the_ca_and_hiera_are_read_from_the_primary_with_logging_off() -> None:
+    graph = declare()
+    read = graph.one(COMMAND, "pool-primary-files")
+    assert read.inputs["create"].endswith(" - read")
+    assert read.inputs["logging"] == "stderr"
+    assert "delete" not in read.inputs
+
+
+def test_user_data_trusts_the_pe_ca_and_carries_no_secret() -> None:
+    graph = declare()
+    read = graph.one(COMMAND, "pool-primary-files")
+    for instance in graph.of_type(INSTANCE):
+        user_data = instance.inputs["userData"]
+        assert is_secret(instance.raw_inputs["userData"]), "built from the primary's files"
+        assert read.urn in instance.dependencies
+        assert "export PE_PRIMARY_HOST=puppet.example.com" in user_data
+        assert f"export PE_CA_CERTIFICATE={shlex.quote(MOCK_CA.strip())}" in user_data
+        assert f"export PE_HIERA_YAML={shlex.quote(MOCK_HIERA.strip())}" in user_data
+        assert "export PE_POOL_ADDRESS=puppet-pool.example.com" in user_data
+        assert "export PE_AUTH_ROLE=pe_compiler" in user_data
+        assert f"export PE_PLATFORM_OID={pe.PLATFORM_EXTENSION_OID}" in user_data
+        assert "--insecure" not in user_data and "curl -k" not in user_data
+        assert "challengePassword" not in user_data
+
+
+def test_rendered_user_data_is_valid_shell_with_quoted_values(tmp_path: Any) -> None:
+    script = tmp_path / "user-data.sh"
+    script.write_text(render_bootstrap("puppet.example.com", "pool.example.com", PRIMARY_FILES))
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_an_unreadable_answer_from_the_primary_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"reading the PE CA and hiera\.yaml from puppet\.example\.com"):
+        render_bootstrap("puppet.example.com", "pool.example.com", "sudo: a password is required")
 
 
 def test_security_group_admits_nlb_primary_and_admins_only() -> None:
@@ -88,40 +189,20 @@ def test_no_ssh_without_admin_cidrs() -> None:
     assert all(r.inputs["fromPort"] != pe.SSH_PORT for r in graph.of_type(INGRESS))
 
 
-def test_user_data_joins_the_primary_with_the_pool_name_in_the_certificate() -> None:
-    graph = declare()
-    user_data = graph.of_type(INSTANCE)[0].inputs["userData"]
-    assert "export PE_INSTALL_URL=https://puppet.example.com:8140/packages/current/install.bash" in user_data
-    assert "export PE_DNS_ALT_NAMES=puppet,puppet-pool.example.com" in user_data
-    assert "export PE_AUTH_ROLE=pe_compiler" in user_data
-
-
-def test_autosign_secret_makes_user_data_secret() -> None:
-    graph = declare(autosign_secret="s3cret")
-    for instance in graph.of_type(INSTANCE):
-        assert is_secret(instance.raw_inputs["userData"])
-        assert "export PE_AUTOSIGN_SECRET=s3cret" in instance.inputs["userData"]
-
-
-def test_rendered_user_data_is_valid_shell_with_quoted_values(tmp_path: Any) -> None:
-    script = tmp_path / "user-data.sh"
-    script.write_text(render_bootstrap("puppet.example.com", "pool.example.com", "it's $(secret)"))
-    subprocess.run(["bash", "-n", str(script)], check=True)
-    assert "export PE_AUTOSIGN_SECRET='it'\"'\"'s $(secret)'" in script.read_text()
-
-
-def test_outputs_list_ids_and_ips_in_pool_order() -> None:
+def test_outputs_list_ids_ips_and_certnames_in_pool_order() -> None:
     outputs: dict[str, Any] = {}
 
     def program() -> None:
         pool = CompileMasterPool("pool", base_args(count=2))
         pool.instance_ids.apply(lambda ids: outputs.update(ids=ids))
         pool.private_ips.apply(lambda ips: outputs.update(ips=ips))
+        pool.certnames.apply(lambda names: outputs.update(certnames=names))
 
     graph = run(program)
     instances = sorted(graph.of_type(INSTANCE), key=lambda i: i.name)
     assert len(outputs["ids"]) == 2 and all(i.startswith("i-") for i in outputs["ids"])
     assert len(outputs["ips"]) == len(instances)
+    assert outputs["certnames"] == [f"{i}.eu-west-1.compute.internal" for i in outputs["ids"]]
 
 
 @pytest.mark.parametrize(
@@ -129,7 +210,10 @@ def test_outputs_list_ids_and_ips_in_pool_order() -> None:
     [
         ({"count": 0}, "count=0 must be 1..500"),
         ({"primary_host": "puppet example"}, "primary_host='puppet example' must be a DNS name"),
+        ({"primary_host_key": "none"}, "primary_host_key='none' must be the primary's SSH host key"),
+        ({"ssh_user": "ec2 user"}, "ssh_user='ec2 user' must be a Unix user name"),
         ({"admin_cidrs": ["0.0.0.0"]}, "must carry a prefix length"),
+        ({"primary_cidrs": []}, "primary_cidrs must list at least one CIDR block"),
         ({"subnet_ids": []}, "subnet_ids must list at least one subnet"),
         (
             {"target_group_arns": {8140: "arn:tg"}},

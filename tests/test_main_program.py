@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from components import pe
-from tests.conftest import AUTOSIGN_SECRET, SSH_KEY
+from tests.conftest import HOST_KEY, SSH_KEY
 from tests.harness import Graph, run_main
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -34,23 +34,30 @@ def test_every_compile_master_is_in_both_target_groups(graph: Graph) -> None:
             assert arn.endswith(f"/{target_groups[attachment.inputs['port']]}/abc")
 
 
-def test_pe_repo_command_depends_on_load_balancer_and_compile_masters(graph: Graph) -> None:
-    run = graph.one(COMMAND)
+def pe_repo(graph: Graph) -> Any:
+    return graph.one(COMMAND, "pe-lb-pe-repo")
+
+
+def test_pe_repo_command_waits_for_the_load_balancer_and_every_join(graph: Graph) -> None:
+    run = pe_repo(graph)
     assert graph.depends_on(run, graph.one(LOAD_BALANCER))
     for listener in graph.of_type(LISTENER):
         assert graph.depends_on(run, listener)
-    for instance in graph.of_type(INSTANCE):
-        assert graph.depends_on(run, instance)
+    joins = [command for command in graph.of_type(COMMAND) if command.name.endswith("-join")]
+    assert len(joins) == 3
+    for join in joins:
+        assert graph.depends_on(run, join)
+    for attachment in graph.of_type(ATTACHMENT):
+        assert graph.depends_on(run, attachment)
 
 
 def test_secrets_never_appear_in_plain_text(graph: Graph) -> None:
     plaintext = graph.plaintext()
     assert SSH_KEY not in plaintext and "mock-ssh-key" not in plaintext
-    assert AUTOSIGN_SECRET not in plaintext
-    # ...yet they reach the resources that need them.
-    connection = graph.one(COMMAND).inputs["connection"]
-    assert connection["privateKey"] == SSH_KEY
-    assert all(AUTOSIGN_SECRET in i.inputs["userData"] for i in graph.of_type(INSTANCE))
+    # ...yet it reaches every command on the primary, which checks the primary's host key.
+    for command in graph.of_type(COMMAND):
+        assert command.inputs["connection"]["privateKey"] == SSH_KEY
+        assert command.inputs["connection"]["hostKey"] == HOST_KEY
 
 
 def test_outputs(graph: Graph) -> None:
@@ -60,6 +67,9 @@ def test_outputs(graph: Graph) -> None:
     assert set(graph.outputs["targetGroupArns"]) == {"8140", "8142"}
     assert len(graph.outputs["compileMasterIds"]) == 3
     assert len(graph.outputs["compileMasterPrivateIps"]) == 3
+    assert graph.outputs["compileMasterCertnames"] == [
+        f"{instance_id}.eu-west-1.compute.internal" for instance_id in graph.outputs["compileMasterIds"]
+    ]
     assert graph.outputs["agentInstallCommand"] == (
         f"curl --insecure https://{nlb_dns}:8140/packages/current/install.bash | sudo bash"
     )
@@ -77,16 +87,16 @@ def test_pool_dns_name_is_the_address_and_instances_need_not_wait_for_the_nlb(
     assert record.inputs["aliases"][0]["name"] == graph.outputs["loadBalancerDnsName"]
     nlb = graph.one(LOAD_BALANCER)
     for instance in graph.of_type(INSTANCE):
-        assert "PE_DNS_ALT_NAMES=puppet,puppet-pool.example.com" in instance.inputs["userData"]
+        assert "PE_POOL_ADDRESS=puppet-pool.example.com" in instance.inputs["userData"]
         assert nlb.urn not in instance.dependencies
-    assert graph.depends_on(graph.one(COMMAND), record)
-    assert shlex.split(graph.one(COMMAND).inputs["create"])[5] == "puppet-pool.example.com"
+    assert graph.depends_on(pe_repo(graph), record)
+    assert shlex.split(pe_repo(graph).inputs["create"].split("; ")[1])[-1] == "puppet-pool.example.com"
 
 
 def test_without_pool_dns_name_certificates_name_the_nlb(graph: Graph) -> None:
     nlb_dns = graph.outputs["loadBalancerDnsName"]
     for instance in graph.of_type(INSTANCE):
-        assert f"PE_DNS_ALT_NAMES=puppet,{nlb_dns}" in instance.inputs["userData"]
+        assert f"PE_POOL_ADDRESS={nlb_dns}" in instance.inputs["userData"]
 
 
 def test_component_types_and_parents(graph: Graph) -> None:
@@ -110,7 +120,7 @@ def test_wait_for_healthy_gates_the_pe_repo_command(stack_config: dict[str, Any]
     assert argv[argv.index("--timeout") + 1] == "600"
     for instance in graph.of_type(INSTANCE):
         assert graph.depends_on(gate, instance)
-    assert graph.depends_on(graph.one(COMMAND), gate)
+    assert graph.depends_on(pe_repo(graph), gate)
 
 
 def test_no_health_gate_by_default(graph: Graph) -> None:

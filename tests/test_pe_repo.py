@@ -1,15 +1,25 @@
 """PeRepoPoolAddress: the pulumi-command resource that points pe_repo at the pool."""
 
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pulumi
 
 from components import PeRepoPoolAddress
-from components.pe_repo import script_command
+from components.primary import PrimaryAccess, PrimaryAccessArgs
 from components.scripts import read_script
+from tests.conftest import HOST_KEY, SSH_KEY
 from tests.harness import Graph, is_secret, run
+from tests.stub_primary import POOL, stub_primary
 
 COMMAND = "command:remote:Command"
+ACCESS: PrimaryAccessArgs = {
+    "primary_host": "puppet.example.com",
+    "primary_host_key": HOST_KEY,
+    "ssh_private_key": SSH_KEY,
+}
 
 
 def declare(ssh_user: str = "ec2-user") -> Graph:
@@ -17,42 +27,90 @@ def declare(ssh_user: str = "ec2-user") -> Graph:
         PeRepoPoolAddress(
             "pool",
             {
-                "primary_host": "puppet.example.com",
+                **ACCESS,
+                "primary_host_key": f"puppet.example.com {HOST_KEY}",
                 "pool_address": pulumi.Output.from_input("pool.example.com"),
-                "ssh_private_key": "KEY",
+                "ssh_private_key": SSH_KEY,
                 "ssh_user": ssh_user,
-                "rerun_on": [pulumi.Output.from_input(["i-1", "i-2"])],
             },
         )
 
     return run(program)
 
 
-def test_sets_the_pool_address_through_the_classifier_and_reverts_on_delete() -> None:
+def script_arguments(line: str) -> list[str]:
+    return shlex.split(line.split("; ", 1)[1])
+
+
+def test_sets_the_pool_address_and_reverts_only_it_on_delete() -> None:
     command = declare().one(COMMAND).inputs
-    create = shlex.split(command["create"])
-    assert create[:5] == ["sudo", "-n", "python3", "-", "set"]
-    assert create[5] == "pool.example.com"
-    assert "https://puppet.example.com:4433/classifier-api" in create
-    assert create[create.index("--group") + 1] == "PE Master"
-    assert create[create.index("--parameter") + 1] == "compile_master_pool_address"
-    delete = shlex.split(command["delete"])
-    assert delete[4:6] == ["unset", "pool.example.com"]
-    assert command["stdin"] == read_script("pe_repo_pool_address.py")
+    assert script_arguments(command["create"]) == [
+        "sudo",
+        "-n",
+        "$py",
+        "-",
+        "pe-repo-set",
+        "pool.example.com",
+    ]
+    assert script_arguments(command["delete"])[4:] == ["pe-repo-unset", "pool.example.com"]
+    assert command["stdin"] == read_script("pe_primary.py")
 
 
-def test_reruns_when_the_address_or_the_compile_masters_change() -> None:
+def test_only_a_new_pool_address_replaces_the_command() -> None:
     command = declare().one(COMMAND).inputs
-    assert command["triggers"] == ["pool.example.com", ["i-1", "i-2"]]
+    assert command["triggers"] == ["pool.example.com"]
 
 
-def test_connects_to_the_primary_with_a_secret_key() -> None:
-    command = declare().one(COMMAND)
+def test_connects_to_the_primary_by_its_host_key_with_a_secret_key() -> None:
+    graph = declare()
+    command = graph.one(COMMAND)
     connection = command.raw_inputs["connection"]
     assert is_secret(connection) or is_secret(connection["privateKey"])
     assert command.inputs["connection"]["host"] == "puppet.example.com"
     assert command.inputs["connection"]["user"] == "ec2-user"
+    assert command.inputs["connection"]["hostKey"] == HOST_KEY
+    assert {"stdout", "stderr"} <= set(command.additional_secret_outputs)
+    assert SSH_KEY not in graph.plaintext()
 
 
 def test_root_needs_no_sudo() -> None:
-    assert script_command("set", "pool", "puppet.example.com", "root").startswith("python3 - set pool ")
+    command = declare(ssh_user="root").one(COMMAND).inputs
+    assert script_arguments(command["create"])[:3] == ["$py", "-", "pe-repo-set"]
+
+
+def test_the_command_line_runs_the_script_from_stdin(tmp_path: Path) -> None:
+    """What the remote shell runs, run here: sudo and the interpreter are the only stand-ins."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text('#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n')
+    (bin_dir / "python3").symlink_to(sys.executable)
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    with stub_primary(tmp_path / "primary") as primary:
+        access = PrimaryAccess.checked(ACCESS)
+        line = access.script_command("pe-repo-set", POOL, *primary.argv("pe-repo-set")[1:])
+        result = subprocess.run(
+            ["sh", "-c", line],
+            input=read_script("pe_primary.py"),
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert primary.pool_address == POOL
+
+
+def test_without_python3_the_command_line_uses_platform_python(tmp_path: Path) -> None:
+    """RHEL 8 has only /usr/libexec/platform-python unless python3 is installed."""
+    line = PrimaryAccess.checked({**ACCESS, "ssh_user": "root"}).script_command("read")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = subprocess.run(
+        ["/bin/sh", "-c", f"command() {{ return 1; }}; {line}"],
+        env={"PATH": str(empty)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "/usr/libexec/platform-python" in result.stderr

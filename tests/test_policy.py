@@ -179,7 +179,7 @@ def example_config(stack_config: dict[str, Any]) -> dict[str, Any]:
     """The example stack (Pulumi.dev.yaml) plus the secrets a user sets with --secret."""
     example = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
     config = {k.removeprefix("pe-lb:"): v for k, v in example.items() if k.startswith("pe-lb:")}
-    return {**config, "sshPrivateKey": stack_config["sshPrivateKey"], "autosignSecret": "challenge"}
+    return {**config, "sshPrivateKey": stack_config["sshPrivateKey"]}
 
 
 def test_example_stack_has_no_violations(example_config: dict[str, Any]) -> None:
@@ -231,11 +231,11 @@ def test_open_agent_ports_allowed_on_internet_facing_pool(stack_config: dict[str
 # --- mutated programs: each yields exactly the expected violation ------------------------------------
 
 
-def mutate(resource_type: type, change: Callable[[dict[str, Any]], None]) -> Any:
-    """A stack transformation that changes the props of every resource of one class."""
+def mutate(resource_type: type, change: Callable[[dict[str, Any]], None], named: str = "") -> Any:
+    """A stack transformation changing the props of every resource of one class whose name ends ``named``."""
 
     def transformation(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        if not isinstance(args.resource, resource_type):
+        if not isinstance(args.resource, resource_type) or not args.name.endswith(named):
             return None
         props = dict(args.props)
         change(props)
@@ -335,7 +335,7 @@ MUTATIONS: list[tuple[str, dict[str, Any], Any, str, str]] = [
     (
         "pe_repo elsewhere",
         {},
-        lambda aws: mutate(command.remote.Command, lambda p: p.update(create="true")),
+        lambda aws: mutate(command.remote.Command, lambda p: p.update(create="true"), named="-pe-repo"),
         "pe-pool-wiring",
         "no pe_repo command points",
     ),

@@ -50,6 +50,19 @@ BAD_INPUTS = [
     ({"tags": ["team"]}, "tags='[\"team\"]' must map tag names to string values"),
     ({"tags": {"aws:owner": "me"}}, "names may not start with aws:"),
     ({"compileMaster": 3}, "unknown config key(s) compileMaster"),
+    ({"primaryHostKey": ""}, "primaryHostKey is required: pulumi config set primaryHostKey"),
+    (
+        {"primaryHostKey": "AAAAC3NzaC1lZDI1NTE5"},
+        "primaryHostKey='AAAAC3NzaC1lZDI1NTE5' must be the primary's SSH host key as "
+        "`ssh-keyscan -t ed25519 <primary>` prints it",
+    ),
+    ({"primaryCidrs": []}, "primaryCidrs must list at least one CIDR block"),
+    ({"primaryCidrs": ""}, "primaryCidrs is required"),
+    (
+        {"autosignSecret": "challenge"},
+        "autosignSecret is no longer used and must go: a shared autosign secret lets anyone who reads "
+        "user data mint a pe_compiler certificate",
+    ),
 ]
 
 
@@ -64,7 +77,7 @@ def test_bad_input_fails_before_any_resource_is_declared(
 
 
 def test_plain_text_secret_is_refused(stack_config: dict[str, Any]) -> None:
-    graph = run_main(stack_config, secret_keys=("autosignSecret",), expect_error=True)
+    graph = run_main(stack_config, secret_keys=(), expect_error=True)
     assert "sshPrivateKey is stored in plain text in the stack config; it must be a secret" in str(
         graph.error
     )
@@ -103,11 +116,19 @@ def test_defaults(stack_config: dict[str, Any]) -> None:
     assert minimal["sshPrivateKey"] not in repr(settings)
 
 
-REQUIRED_KEYS = {"primaryHost", "vpcId", "subnetIds", "agentCidrs", "sshPrivateKey"}
+REQUIRED_KEYS = {
+    "primaryHost",
+    "primaryHostKey",
+    "vpcId",
+    "subnetIds",
+    "agentCidrs",
+    "primaryCidrs",
+    "sshPrivateKey",
+}
 
 
 def stack_config_parse(raw: dict[str, str]) -> stack_config.StackSettings:
-    return stack_config.parse(raw, {"sshPrivateKey", "autosignSecret"})
+    return stack_config.parse(raw, {"sshPrivateKey"})
 
 
 def project_config() -> dict[str, Any]:

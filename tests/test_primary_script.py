@@ -1,0 +1,327 @@
+"""components/scripts/pe_primary.py run for real against the stub PE primary (tests/stub_primary.py)."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.certs import puppet_request
+from tests.stub_primary import (
+    INFRA_AGENT_ID,
+    PE_MASTER_ID,
+    PLATFORM,
+    PLATFORM_OID,
+    POOL,
+    PP_AUTH_ROLE_OID,
+    PRIMARY,
+    StubPrimary,
+    stub_primary,
+)
+
+CM = "i-0abc123def4567890.eu-west-1.compute.internal"
+INSTANCE = "i-0abc123def4567890"
+JOIN = ("--pool-address", POOL, "--instance-id", INSTANCE)
+PUPPET_RUN = "puppet agent --onetime --no-daemonize --no-splay"
+
+
+@pytest.fixture
+def primary(tmp_path: Path) -> Iterator[StubPrimary]:
+    with stub_primary(tmp_path) as stub:
+        yield stub
+
+
+def shape(events: list[str]) -> list[str]:
+    """Events without the certname noise: what was called, in order."""
+    return [line.replace(CM, "CM").split(" {")[0] for line in events]
+
+
+def test_join_verifies_signs_pins_and_runs_puppet_in_pe_order(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 0, result.stderr
+    assert shape(primary.events()) == [
+        "GET /puppet-ca/v1/certificate_status/CM",
+        "GET /puppet-ca/v1/certificate_request/CM",
+        # PE-PostgreSQL admits the compiler's PuppetDB before it can first start
+        "systemctl reload pe-postgresql.service",
+        "PUT /puppet-ca/v1/certificate_status/CM",
+        "GET /puppet-ca/v1/certificate/CM",
+        "GET /classifier-api/v1/groups",
+        f"POST /classifier-api/v1/groups/{INFRA_AGENT_ID}/pin",
+        # the compile master's own first run, then the primary's
+        "GET /pdb/query/v4/nodes/CM",
+        PUPPET_RUN + " --no-usecacheonfailure --detailed-exitcodes --verbose --color false",
+        "GET /status/v1/simple",
+    ]
+    assert primary.group("PE Infrastructure Agent")["pinned"] == [CM]
+    ident = primary.pg_ident.read_text()
+    assert f"pe-puppetdb-pe-puppetdb-map {CM} pe-puppetdb" in ident
+    assert f"pe-puppetdb-pe-puppetdb-read-map {CM} pe-puppetdb-read" in ident
+    assert f"pe-puppetdb-pe-puppetdb-migrator-map {CM} pe-puppetdb-migrator" in ident
+    assert "splayed" not in "\n".join(primary.events())
+    assert f"{CM} joined the pool" in result.stdout
+
+
+def test_join_waits_for_the_request_and_the_first_run(primary: StubPrimary) -> None:
+    primary.report_delay = 0.5
+    threading.Timer(0.4, primary.request_certificate, [CM]).start()
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 0, result.stderr
+    assert f"waiting for the certificate request of {CM}" in result.stdout
+    assert f"waiting for the first Puppet run of {CM}" in result.stdout
+    assert len(primary.puppet_runs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("arrange", "reason"),
+    [
+        (
+            {"alt_names": [CM, "puppet", POOL, "evil.example.com"]},
+            "its alt names are ['evil.example.com', '" + CM + "', 'pool.example.com', 'puppet']",
+        ),
+        ({"alt_names": [CM, "puppet"]}, "its alt names are"),
+        ({"role": None}, "its pp_auth_role is None, not 'pe_compiler'"),
+        ({"role": "pe_postgres"}, "its pp_auth_role is 'pe_postgres'"),
+        ({"common_name": "other.example.com"}, f"its subject is 'other.example.com', not '{CM}'"),
+        (
+            {"platform": "el-8-x86_64"},
+            f"it runs el-8-x86_64 but the primary runs {PLATFORM} (PE: compilers run the primary's OS",
+        ),
+        ({"platform": "el-9-aarch64"}, "it runs el-9-aarch64 but the primary runs el-9-x86_64"),
+        ({"platform": None}, "it runs an undeclared platform"),
+    ],
+)
+def test_a_request_that_is_not_a_compile_master_of_this_pool_is_left_unsigned(
+    primary: StubPrimary, arrange: dict[str, object], reason: str
+) -> None:
+    primary.request_certificate(CM, **arrange)  # type: ignore[arg-type]
+    before = primary.pg_ident.read_text()
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert f"pe-lb join: the certificate request of {CM} was not signed: " in result.stderr
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(line.startswith("PUT") for line in primary.events())
+    assert CM not in primary.certificates
+    assert primary.pg_ident.read_text() == before, "stopped before touching PE-PostgreSQL"
+    assert primary.puppet_runs() == []
+
+
+def test_join_signs_only_its_own_certname(primary: StubPrimary) -> None:
+    primary.request_certificate("i-0fffffffffffffff0.eu-west-1.compute.internal")
+    primary.request_certificate(CM)
+    assert primary.run("join", CM, *JOIN).returncode == 0
+    assert "i-0fffffffffffffff0.eu-west-1.compute.internal" in primary.requests
+    assert list(primary.certificates) == [CM]
+
+
+def test_no_request_within_the_bound_fails_naming_the_instance_and_where_to_look(
+    primary: StubPrimary,
+) -> None:
+    result = primary.run("join", CM, *JOIN, "--csr-timeout", "0.3")
+    assert result.returncode == 1
+    assert (
+        f"no certificate request from instance {INSTANCE} (certname {CM}) within 0 s; "
+        "look at /var/log/cloud-init-output.log on the instance"
+    ) in result.stderr
+
+
+def test_no_first_run_within_the_bound_fails(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    primary.never_reports.add(CM)
+    result = primary.run("join", CM, *JOIN, "--run-timeout", "0.3")
+    assert result.returncode == 1
+    assert f"{CM} (instance {INSTANCE}) reported no Puppet run" in result.stderr
+    assert primary.puppet_runs() == []
+
+
+def test_a_request_swapped_while_it_was_signed_is_revoked(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    primary.swap_before_signing[CM] = puppet_request(
+        CM, [CM, "puppet", POOL], {PP_AUTH_ROLE_OID: "pe_compiler", PLATFORM_OID: PLATFORM}
+    )
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert f"the certificate signed for {CM} is not the request verified; revoked it" in result.stderr
+    assert CM in primary.revoked
+    assert f"PUT /puppet-ca/v1/certificate_status/{CM} " + json.dumps({"desired_state": "revoked"}) in (
+        primary.events()
+    )
+
+
+def test_a_revoked_certname_is_refused_with_the_fix(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    assert primary.run("join", CM, *JOIN).returncode == 0
+    primary.revoked.add(CM)
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert f"purge it (puppet node purge {CM}) first" in result.stderr
+
+
+def test_join_again_changes_nothing(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    assert primary.run("join", CM, *JOIN).returncode == 0
+    events, ident = len(primary.events()), primary.pg_ident.read_text()
+    again = primary.run("join", CM, *JOIN)
+    assert again.returncode == 0, again.stderr
+    later = shape(primary.events()[events:])
+    assert not any(line.startswith(("PUT", "systemctl", "puppet")) for line in later), later
+    assert primary.pg_ident.read_text() == ident
+    assert "already signed and verified" in again.stdout
+    assert "covers compile master" in again.stdout
+
+
+def test_a_held_agent_lock_is_waited_for(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    lock = primary.root / "agent_catalog_run.lock"
+    lock.touch()
+    threading.Timer(0.6, lock.unlink).start()
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 0, result.stderr
+    assert "waiting for the Puppet run in progress on the primary to finish" in result.stdout
+    assert len(primary.puppet_runs()) == 1
+
+
+def test_a_lock_held_too_long_fails_clearly(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    (primary.root / "agent_catalog_run.lock").touch()
+    result = primary.run("join", CM, *JOIN, "--lock-timeout", "0.2")
+    assert result.returncode == 1
+    assert "another Puppet run on the primary held" in result.stderr
+
+
+def test_a_disabled_agent_is_reported_as_such(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    (primary.root / "agent_disabled.lock").write_text(json.dumps({"disabled_message": "change freeze"}))
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert "Puppet is disabled on the primary (change freeze); enable it with `puppet agent --enable`" in (
+        result.stderr
+    )
+    assert primary.puppet_runs() == []
+
+
+def test_a_failed_primary_run_fails_the_join(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    primary.set_puppet(exit_code=6)
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert "the Puppet run on the primary failed (exit 6)" in result.stderr
+
+
+def test_concurrent_joins_share_primary_runs(primary: StubPrimary) -> None:
+    names = [f"i-0{index:016x}.eu-west-1.compute.internal" for index in range(6)]
+    for name in names:
+        primary.request_certificate(name)
+    primary.set_puppet(run_seconds=0.6)
+    with ThreadPoolExecutor(len(names)) as pool:
+        results = list(pool.map(lambda name: primary.run("join", name, "--pool-address", POOL), names))
+    assert all(result.returncode == 0 for result in results), [r.stderr for r in results]
+    runs = len(primary.puppet_runs())
+    assert 1 <= runs <= 2, f"{runs} primary runs for {len(names)} joins"
+    assert sum("covers compile master" in result.stdout for result in results) == len(names) - runs
+
+
+def test_leave_purges_unpins_and_drops_the_postgresql_maps(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    assert primary.run("join", CM, *JOIN).returncode == 0
+    events = len(primary.events())
+    started = time.monotonic()
+    result = primary.run("leave", CM, "--drain-seconds", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 0.5, "waited out the deregistration delay"
+    assert shape(primary.events()[events:]) == [
+        "GET /puppet-ca/v1/certificate_status/CM",
+        "puppet node purge CM",
+        "GET /classifier-api/v1/groups",
+        f"POST /classifier-api/v1/groups/{INFRA_AGENT_ID}/unpin",
+        "systemctl reload pe-postgresql.service",
+        PUPPET_RUN + " --no-usecacheonfailure --detailed-exitcodes --verbose --color false",
+    ]
+    assert primary.group("PE Infrastructure Agent")["pinned"] == []
+    assert CM not in primary.pg_ident.read_text()
+    assert "fetch the new CRL on their next Puppet run" in result.stdout
+
+
+def test_leave_again_changes_nothing(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    assert primary.run("join", CM, *JOIN).returncode == 0
+    assert primary.run("leave", CM).returncode == 0
+    events = len(primary.events())
+    again = primary.run("leave", CM)
+    assert again.returncode == 0, again.stderr
+    assert "already purged" in again.stdout
+    later = shape(primary.events()[events:])
+    assert not any(line.startswith(("puppet", "systemctl")) for line in later), later
+
+
+def test_read_prints_the_ca_bundle_hiera_and_platform(primary: StubPrimary) -> None:
+    result = primary.run("read")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["caCertificate"] == primary.ca.cert_pem.decode()
+    assert answer["hieraYaml"].startswith("---\nversion: 5")
+    assert answer["platform"] == PLATFORM
+
+
+def test_missing_arguments_are_usage_errors(primary: StubPrimary) -> None:
+    assert primary.run("join").returncode == 2
+    result = primary.run("join", CM)
+    assert result.returncode == 2
+    assert "join needs --pool-address" in result.stderr
+
+
+# ---- pe_repo::compile_master_pool_address
+
+
+def test_pe_repo_set_writes_config_data_then_runs_puppet(primary: StubPrimary) -> None:
+    result = primary.run("pe-repo-set", POOL)
+    assert result.returncode == 0, result.stderr
+    assert primary.pool_address == POOL
+    assert primary.events()[-2] == (
+        f"POST /classifier-api/v1/groups/{PE_MASTER_ID} "
+        + json.dumps({"config_data": {"pe_repo": {"compile_master_pool_address": POOL}}}, sort_keys=True)
+    )
+    assert len(primary.puppet_runs()) == 1
+    master = primary.group("PE Master")
+    assert master["config_data"]["puppet_enterprise::profile::master"] == {
+        "code_manager_auto_configure": True
+    }
+
+
+def test_pe_repo_set_again_is_a_no_op(primary: StubPrimary) -> None:
+    assert primary.run("pe-repo-set", POOL).returncode == 0
+    events = len(primary.events())
+    again = primary.run("pe-repo-set", POOL)
+    assert again.returncode == 0
+    assert "unchanged" in again.stdout
+    assert shape(primary.events()[events:]) == ["GET /classifier-api/v1/groups"]
+
+
+def test_pe_repo_unset_reverts_only_its_own_address(primary: StubPrimary) -> None:
+    primary.run("pe-repo-set", "new-pool.example.com")
+    left = primary.run("pe-repo-unset", "old-pool.example.com")
+    assert left.returncode == 0 and "left alone" in left.stdout
+    assert primary.pool_address == "new-pool.example.com"
+    removed = primary.run("pe-repo-unset", "new-pool.example.com")
+    assert removed.returncode == 0, removed.stderr
+    assert primary.pool_address is None
+
+
+def test_classifier_errors_are_reported_in_one_line(primary: StubPrimary) -> None:
+    primary.groups = [group for group in primary.groups if group["name"] != "PE Master"]
+    result = primary.run("pe-repo-set", POOL)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "pe-lb pe-repo-set: no node group named 'PE Master' in the classifier"
+
+
+def test_unreadable_certificates_are_reported(primary: StubPrimary) -> None:
+    (primary.root / "ssl" / "private_keys" / f"{PRIMARY}.pem").unlink()
+    result = primary.run("pe-repo-set", POOL)
+    assert result.returncode == 1
+    assert f"cannot load the certificates of '{PRIMARY}'" in result.stderr
+    assert "Traceback" not in result.stderr
