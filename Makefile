@@ -58,6 +58,7 @@ probe: venv
 
 benchmark: venv
 	"$(PY)" -m benchmarks.evaluate
+	"$(PY)" -m benchmarks.join
 
 clean:
 	rm -rf "$(VENV)" .pytest_cache .mypy_cache .ruff_cache

@@ -325,3 +325,21 @@ def test_unreadable_certificates_are_reported(primary: StubPrimary) -> None:
     assert result.returncode == 1
     assert f"cannot load the certificates of '{PRIMARY}'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_script_agrees_with_components_pe() -> None:
+    """The script runs alone on the primary, so it has its own copies of pe.py's names."""
+    import runpy
+
+    from components import pe
+    from tests.stub_primary import SCRIPT
+
+    script = runpy.run_path(str(SCRIPT))
+    assert script["PUPPETSERVER_PORT"] == pe.PUPPETSERVER_PORT
+    assert script["CLASSIFIER_PORT"] == pe.CLASSIFIER_PORT
+    assert script["PE_MASTER_GROUP"] == pe.PE_MASTER_NODE_GROUP
+    assert script["PE_INFRASTRUCTURE_AGENT_GROUP"] == pe.PE_INFRASTRUCTURE_AGENT_NODE_GROUP
+    assert script["PE_REPO_PARAMETER"] == pe.PE_REPO_POOL_ADDRESS_PARAMETER
+    assert script["COMPILER_AUTH_ROLE"] == pe.COMPILER_AUTH_ROLE
+    assert script["OID_PLATFORM"] == pe.PLATFORM_EXTENSION_OID == PLATFORM_OID
+    assert pe.PE_REPO_SET_ACTION in script["parser"]()._actions[1].choices
