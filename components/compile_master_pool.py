@@ -146,6 +146,9 @@ class CompileMasterPool(pulumi.ComponentResource):
             create=access.script_command("read"),
             parent=self,
             output_may_hold_secrets=True,
+            # A new SSH key or user would re-run it, and a changed answer would replace every
+            # compile master at once; what it read stays until this command is replaced on purpose.
+            ignore_changes=["connection"],
         )
         # Secret as the command's stdout is: the site's hiera.yaml is not for every reader of state.
         rendered: pulumi.Output[str] = pulumi.Output.all(args["pool_address"], primary_files.stdout).apply(

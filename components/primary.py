@@ -87,6 +87,7 @@ def primary_command(
     parent: pulumi.Resource,
     depends_on: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]] | pulumi.Resource] | None = None,
     output_may_hold_secrets: bool = False,
+    ignore_changes: Sequence[str] = (),
 ) -> command.remote.Command:
     """A pulumi-command remote command on the primary running one action of the script.
 
@@ -106,6 +107,7 @@ def primary_command(
             parent=parent,
             depends_on=depends_on,
             additional_secret_outputs=["stdout", "stderr"],
+            ignore_changes=list(ignore_changes) or None,
         ),
     )
 

@@ -139,6 +139,8 @@ def test_the_ca_and_hiera_are_read_from_the_primary_with_logging_off() -> None:
     assert read.inputs["create"].endswith(" - read")
     assert read.inputs["logging"] == "stderr"
     assert "delete" not in read.inputs
+    # Rotating the SSH key must not re-read (and so re-render every compile master's user data).
+    assert read.ignore_changes == ["connection"]
 
 
 def test_user_data_trusts_the_pe_ca_and_carries_no_secret() -> None:
