@@ -7,7 +7,14 @@ operators and poolctl need. All AWS logic lives in components/.
 import pulumi
 
 import stack_config
-from components import CompileMasterPool, PeRepoPoolAddress, PoolHealthGate, PuppetLoadBalancer, pe
+from components import (
+    CompileMasterPool,
+    PeAgentPoolAddress,
+    PeRepoPoolAddress,
+    PoolHealthGate,
+    PuppetLoadBalancer,
+    pe,
+)
 from components.primary import PrimaryAccessArgs
 
 try:
@@ -31,6 +38,10 @@ load_balancer = PuppetLoadBalancer(
         "pcp_idle_timeout_seconds": settings.pcp_idle_timeout_seconds,
         "agent_idle_timeout_seconds": settings.agent_idle_timeout_seconds,
         "health_check_path": settings.health_check_path,
+        "pcp_health_check_path": settings.pcp_health_check_path,
+        "health_check_interval_seconds": settings.health_check_interval_seconds,
+        "health_check_healthy_threshold": settings.health_check_healthy_threshold,
+        "health_check_unhealthy_threshold": settings.health_check_unhealthy_threshold,
         "health_check_protocol": settings.health_check_protocol,
         "pool_dns_name": settings.pool_dns_name,
         "hosted_zone_id": settings.hosted_zone_id,
@@ -89,9 +100,19 @@ if settings.wait_for_healthy:
 
 pe_repo = PeRepoPoolAddress(
     "pe-lb",
-    {**primary_access, "pool_address": load_balancer.pool_address},
+    {
+        **primary_access,
+        "pool_address": load_balancer.pool_address,
+        "compile_master_certnames": compile_masters.certnames,
+    },
     opts=pulumi.ResourceOptions(depends_on=ready),
 )
+if settings.agents_use_pool:
+    PeAgentPoolAddress(
+        "pe-lb",
+        {**primary_access, "pool_address": load_balancer.pool_address},
+        opts=pulumi.ResourceOptions(depends_on=ready),
+    )
 
 pulumi.export("poolAddress", load_balancer.pool_address)
 pulumi.export("loadBalancerArn", load_balancer.arn)

@@ -57,6 +57,10 @@ class StackSettings:
     pcp_idle_timeout_seconds: int = pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS
     agent_idle_timeout_seconds: int = pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS
     health_check_path: str = pe.STATUS_PATH
+    pcp_health_check_path: str = pe.PCP_STATUS_PATH
+    health_check_interval_seconds: int = pe.HealthCheckTiming.interval_seconds
+    health_check_healthy_threshold: int = pe.HealthCheckTiming.healthy_threshold
+    health_check_unhealthy_threshold: int = pe.HealthCheckTiming.unhealthy_threshold
     health_check_protocol: str = "HTTPS"
     pool_dns_name: str | None = None
     hosted_zone_id: str | None = None
@@ -65,6 +69,7 @@ class StackSettings:
     admin_cidrs: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     wait_for_healthy: bool = False
+    agents_use_pool: bool = True
     wait_for_healthy_timeout_seconds: int = DEFAULT_WAIT_SECONDS
 
 
@@ -121,6 +126,26 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
             pe.NLB_IDLE_TIMEOUT_WHY,
         ),
         health_check_path=reader.optional("healthCheckPath", validation.status_path) or pe.STATUS_PATH,
+        pcp_health_check_path=reader.optional("pcpHealthCheckPath", validation.status_path)
+        or pe.PCP_STATUS_PATH,
+        health_check_interval_seconds=reader.integer(
+            "healthCheckIntervalSeconds",
+            pe.HealthCheckTiming.interval_seconds,
+            *pe.HEALTH_CHECK_INTERVAL_RANGE,
+            "the NLB's health-check interval range",
+        ),
+        health_check_healthy_threshold=reader.integer(
+            "healthCheckHealthyThreshold",
+            pe.HealthCheckTiming.healthy_threshold,
+            *pe.HEALTH_CHECK_THRESHOLD_RANGE,
+            "the NLB's threshold range",
+        ),
+        health_check_unhealthy_threshold=reader.integer(
+            "healthCheckUnhealthyThreshold",
+            pe.HealthCheckTiming.unhealthy_threshold,
+            *pe.HEALTH_CHECK_THRESHOLD_RANGE,
+            "the NLB's threshold range",
+        ),
         health_check_protocol=reader.optional(
             "healthCheckProtocol", lambda k, v: validation.one_of(k, v.upper(), pe.HEALTH_CHECK_PROTOCOLS)
         )
@@ -135,6 +160,7 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         ),
         tags=reader.optional("tags", _tags) or {},
         wait_for_healthy=reader.boolean("waitForHealthy", False),
+        agents_use_pool=reader.boolean("agentsUsePool", True),
         wait_for_healthy_timeout_seconds=reader.integer(
             "waitForHealthyTimeoutSeconds", DEFAULT_WAIT_SECONDS, *WAIT_SECONDS_RANGE
         ),
@@ -275,7 +301,11 @@ KNOWN_KEYS: dict[str, str] = {
     "internal": "internal (true) or internet-facing (false) NLB",
     "pcpIdleTimeoutSeconds": "TCP idle timeout of the 8142 listener, 900..6000",
     "agentIdleTimeoutSeconds": "TCP idle timeout of the 8140 listener, 60..6000",
-    "healthCheckPath": "status path the health checks GET",
+    "healthCheckPath": "status path the 8140 group's health check GETs on 8140",
+    "pcpHealthCheckPath": "status path the 8142 group's health check GETs on 8140 (the broker's own)",
+    "healthCheckIntervalSeconds": "seconds between health checks, 5..300",
+    "healthCheckHealthyThreshold": "successes before a compile master is back in rotation, 2..10",
+    "healthCheckUnhealthyThreshold": "failures before a compile master leaves rotation, 2..10",
     "healthCheckProtocol": "HTTPS (status endpoint) or TCP",
     "poolDnsName": "stable DNS name for the pool",
     "hostedZoneId": "Route53 zone of poolDnsName",
@@ -286,5 +316,6 @@ KNOWN_KEYS: dict[str, str] = {
     "primaryCidrs": "the primary's addresses, admitted to 8140/8142 on compile masters (join checks them)",
     "tags": "tags for every resource",
     "waitForHealthy": "wait (poolctl wait-healthy) before pointing pe_repo at the pool",
+    "agentsUsePool": "point PE Agent (server_list, primary_uris, pcp_broker_list) at the pool",
     "waitForHealthyTimeoutSeconds": "how long waitForHealthy waits, 60..3600",
 }

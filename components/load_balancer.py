@@ -24,9 +24,17 @@ class PuppetLoadBalancerArgs(TypedDict):
     agent_idle_timeout_seconds: NotRequired[int]
     """TCP idle timeout of the 8140 listener."""
     health_check_path: NotRequired[str]
-    """Status path checked over HTTPS on 8140 for both target groups."""
+    """Status path the 8140 group GETs over HTTPS on 8140 (default /status/v1/simple)."""
+    pcp_health_check_path: NotRequired[str]
+    """Status path the 8142 group GETs over HTTPS on 8140 (default /status/v1/simple/broker-service)."""
     health_check_protocol: NotRequired[str]
-    """HTTPS (status endpoint, default) or TCP (8140 listens; for an unreachable status endpoint)."""
+    """HTTPS (status endpoints, default) or TCP (each group checks that its own port listens)."""
+    health_check_interval_seconds: NotRequired[int]
+    """Seconds between health checks, 5..300 (default 10)."""
+    health_check_healthy_threshold: NotRequired[int]
+    """Successes before a target is back in rotation, 2..10 (default 3)."""
+    health_check_unhealthy_threshold: NotRequired[int]
+    """Failures before a target leaves rotation, 2..10 (default 2)."""
     pool_dns_name: NotRequired[str | None]
     """Stable name for the pool; with hosted_zone_id, an alias record to the NLB is made."""
     hosted_zone_id: NotRequired[str | None]
@@ -99,7 +107,10 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
 
-        health_check = _health_check(settings.health_check_protocol, settings.health_check_path)
+        status_paths = {
+            pe.PUPPETSERVER_PORT: settings.health_check_path,
+            pe.PCP_BROKER_PORT: settings.pcp_health_check_path,
+        }
         idle_timeouts = {
             pe.PUPPETSERVER_PORT: settings.agent_idle_timeout_seconds,
             pe.PCP_BROKER_PORT: settings.pcp_idle_timeout_seconds,
@@ -113,7 +124,9 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
                 protocol="TCP",
                 target_type="instance",
                 vpc_id=args["vpc_id"],
-                health_check=health_check,
+                health_check=_health_check(
+                    settings.health_check_protocol, port, status_paths[port], settings.timing
+                ),
                 # PXP agents reconnect to another broker; a socket left on a leaving or sick
                 # broker would only sit there until the 15-minute idle limit.
                 connection_termination=is_pcp,
@@ -203,6 +216,27 @@ class _Settings:
         self.health_check_path = validation.status_path(
             "health_check_path", args.get("health_check_path", pe.STATUS_PATH)
         )
+        self.pcp_health_check_path = validation.status_path(
+            "pcp_health_check_path", args.get("pcp_health_check_path", pe.PCP_STATUS_PATH)
+        )
+        default = pe.HealthCheckTiming()
+        self.timing = pe.HealthCheckTiming.every(
+            validation.int_in_range(
+                "health_check_interval_seconds",
+                args.get("health_check_interval_seconds", default.interval_seconds),
+                *pe.HEALTH_CHECK_INTERVAL_RANGE,
+            ),
+            validation.int_in_range(
+                "health_check_healthy_threshold",
+                args.get("health_check_healthy_threshold", default.healthy_threshold),
+                *pe.HEALTH_CHECK_THRESHOLD_RANGE,
+            ),
+            validation.int_in_range(
+                "health_check_unhealthy_threshold",
+                args.get("health_check_unhealthy_threshold", default.unhealthy_threshold),
+                *pe.HEALTH_CHECK_THRESHOLD_RANGE,
+            ),
+        )
         self.health_check_protocol = validation.one_of(
             "health_check_protocol", args.get("health_check_protocol", "HTTPS"), pe.HEALTH_CHECK_PROTOCOLS
         )
@@ -214,17 +248,24 @@ class _Settings:
             )
 
 
-def _health_check(protocol: str, path: str) -> aws.lb.TargetGroupHealthCheckArgs:
-    """Both target groups check puppetserver on 8140: PE reports the broker's state there too."""
-    timing = pe.HEALTH_CHECK_TIMING
-    http_only = {"path": path, "matcher": "200"} if protocol == "HTTPS" else {}
+def _health_check(
+    protocol: str, port: int, path: str, timing: pe.HealthCheckTiming
+) -> aws.lb.TargetGroupHealthCheckArgs:
+    """Each group checks its own service: HTTPS status paths are served on 8140 for both
+    (puppetserver's, and the broker's as broker-service); TCP checks the group's own port."""
+    if protocol == "HTTPS":
+        checked_port, http = pe.PUPPETSERVER_PORT, {"path": path, "matcher": "200"}
+    else:
+        # Empty, not absent: a target group switched from HTTPS keeps its path and matcher in
+        # state, and AWS refuses them with TCP (terraform-provider-aws #46011).
+        checked_port, http = port, {"path": "", "matcher": ""}
     return aws.lb.TargetGroupHealthCheckArgs(
         enabled=True,
         protocol=protocol,
-        port=str(pe.PUPPETSERVER_PORT),
+        port=str(checked_port),
         interval=timing.interval_seconds,
         timeout=timing.timeout_seconds,
         healthy_threshold=timing.healthy_threshold,
         unhealthy_threshold=timing.unhealthy_threshold,
-        **http_only,
+        **http,
     )

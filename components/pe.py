@@ -5,6 +5,7 @@ The one place that knows the ports, the status path and the timing the PE page
 config, poolctl and the policy pack all read these names.
 """
 
+import re
 from dataclasses import dataclass
 
 PUPPETSERVER_PORT = 8140
@@ -22,10 +23,19 @@ CLASSIFIER_PORT = 4433
 SSH_PORT = 22
 
 STATUS_PATH = "/status/v1/simple"
-"""Answers an unauthenticated GET with HTTP 200 while the services are healthy."""
+"""Answers an unauthenticated GET on 8140 with HTTP 200 while every service there is running
+(puppetserver and, on a compiler, the PCP broker): the 8140 target group's check."""
+
+PCP_STATUS_PATH = "/status/v1/simple/broker-service"
+"""The PCP broker's own status on 8140 (pcp-broker registers as broker-service): the 8142 group's
+check. It turns 503 when the broker has lost the orchestrator, without taking puppetserver's
+8140 out of rotation as the aggregate path would."""
 
 PCP_BROKER_IDLE_SECONDS = 15 * 60
-"""PCP brokers drop a connection idle this long; the load balancer must not drop it sooner."""
+"""The longest a PCP broker keeps an idle connection: 15 minutes in older PE (the PE page on load
+balancers), 6 minutes since pcp-broker lowered its default in 2020 (PE 2021.7 documents
+`timeout tunnel 6m`). The 8142 listener's idle timeout must not be shorter than the broker's
+own, so 900 s is the floor: safe for both."""
 
 NLB_IDLE_TIMEOUT_RANGE = (60, 6000)
 """What an NLB TCP listener accepts for tcp_idle_timeout_seconds."""
@@ -33,10 +43,13 @@ NLB_IDLE_TIMEOUT_WHY = "the NLB's TCP idle timeout range"
 
 PCP_IDLE_TIMEOUT_RANGE = (PCP_BROKER_IDLE_SECONDS, NLB_IDLE_TIMEOUT_RANGE[1])
 """What the 8142 listener may use: never shorter than the brokers' own idle limit."""
-PCP_IDLE_TIMEOUT_WHY = "PCP brokers close idle connections after 900 s; the NLB must not close them sooner"
+PCP_IDLE_TIMEOUT_WHY = (
+    "PCP brokers close idle connections after 15 min in older PE (6 min since 2020); "
+    "the NLB must not close them sooner"
+)
 
 DEFAULT_PCP_IDLE_TIMEOUT_SECONDS = 1200
-"""15 minutes plus a margin of 5, so the broker, not the load balancer, ends idle sessions."""
+"""The 15-minute floor plus a margin of 5, so the broker, not the load balancer, ends idle sessions."""
 
 DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS = 600
 """Long enough for a slow catalog compilation, during which the connection carries no bytes."""
@@ -50,8 +63,21 @@ COMPILE_MASTER_ROLE = "compile-master"
 
 PE_MASTER_NODE_GROUP = "PE Master"
 PE_REPO_POOL_ADDRESS_PARAMETER = "compile_master_pool_address"
-PE_REPO_SET_ACTION = "pe-repo-set"
+PE_REPO_ACTION = "pe-repo"
+PE_REPO_SET_ACTION = f"{PE_REPO_ACTION}-set"
 """The primary script's action that sets pe_repo::compile_master_pool_address (PeRepoPoolAddress)."""
+PE_AGENT_ACTION = "agent"
+"""The primary script's agent-set/agent-unset: PE Agent's server lists at the pool (PeAgentPoolAddress)."""
+
+COMPILE_MASTER_RUN_WAIT_SECONDS = 40 * 60
+"""How long pe_repo waits for the compile masters' own next Puppet runs: PE's default
+runinterval (30 min) plus a margin. It cannot start runs on them."""
+
+
+HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
+HEALTH_CHECK_THRESHOLD_RANGE = (2, 10)
+"""What an NLB target group accepts for the health-check interval and the two thresholds."""
+HEALTH_CHECK_MAX_TIMEOUT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +88,14 @@ class HealthCheckTiming:
     timeout_seconds: int = 5
     healthy_threshold: int = 3
     unhealthy_threshold: int = 2
+
+    @classmethod
+    def every(
+        cls, interval_seconds: int, healthy_threshold: int, unhealthy_threshold: int
+    ) -> "HealthCheckTiming":
+        """Checks every ``interval_seconds``; each answer may take 5 s, or less than the interval."""
+        timeout = min(HEALTH_CHECK_MAX_TIMEOUT_SECONDS, interval_seconds - 1)
+        return cls(interval_seconds, timeout, healthy_threshold, unhealthy_threshold)
 
     @property
     def failure_detection_seconds(self) -> int:
@@ -74,9 +108,6 @@ class HealthCheckTiming:
         return self.interval_seconds * self.healthy_threshold
 
 
-HEALTH_CHECK_TIMING = HealthCheckTiming()
-"""Out of rotation in 20 s, back in 30 s."""
-
 HEALTH_CHECK_PROTOCOLS = ("HTTPS", "TCP")
 """HTTPS checks the status endpoint (preferred); TCP only checks that 8140 listens."""
 
@@ -87,12 +118,21 @@ PCP_DEREGISTRATION_DELAY_SECONDS = 30
 """PXP agents reconnect to another broker at once; keeping their sockets on a leaving broker helps nobody."""
 
 
+INSTALL_SCRIPT_PATH = "/packages/current/install.bash"
+"""The agent install script pe_repo serves on 8140; it names the server new agents will use."""
+
+
+def install_script_names(text: str, address: str) -> bool:
+    """Whether an install script names ``address`` as its server (not as part of a longer name).
+
+    components/scripts/pe_primary.py has the same check (names_address): it runs alone on the primary.
+    """
+    return re.search(r"(?<![\w.-])" + re.escape(address) + r"(?![\w.-])", text, re.IGNORECASE) is not None
+
+
 def agent_install_command(pool_address: str) -> str:
     """The one-liner PE documents for installing an agent, pointed at the pool."""
-    return (
-        f"curl --insecure https://{pool_address}:{PUPPETSERVER_PORT}"
-        "/packages/current/install.bash | sudo bash"
-    )
+    return f"curl --insecure https://{pool_address}:{PUPPETSERVER_PORT}{INSTALL_SCRIPT_PATH} | sudo bash"
 
 
 PE_INFRASTRUCTURE_AGENT_NODE_GROUP = "PE Infrastructure Agent"

@@ -1,18 +1,27 @@
 """Points pe_repo on the primary at the pool, so new agents install against it."""
 
+from collections.abc import Sequence
+
 import pulumi
 
 from components import pe
-from components.primary import PrimaryAccess, PrimaryAccessArgs, primary_command
+from components.primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
 
 
 class PeRepoPoolAddressArgs(PrimaryAccessArgs):
     pool_address: pulumi.Input[str]
     """The pool's DNS name that pe_repo should hand to new agents."""
+    compile_master_certnames: pulumi.Input[Sequence[str]]
+    """Compile masters whose install scripts must name the pool before the primary's run (PE's order)."""
 
 
 class PeRepoPoolAddress(pulumi.ComponentResource):
-    """Sets pe_repo::compile_master_pool_address on the PE Master node group over SSH."""
+    """Sets pe_repo::compile_master_pool_address on the PE Master node group over SSH, in PE's order.
+
+    After setting it, waits until every compile master's install script names the pool
+    (their own Puppet runs), then runs Puppet on the primary: "Run Puppet on the compiler,
+    and then on the primary server."
+    """
 
     stdout: pulumi.Output[str]
     """What the script reported (changed or unchanged); a secret, as everything read from the primary."""
@@ -22,16 +31,20 @@ class PeRepoPoolAddress(pulumi.ComponentResource):
     ) -> None:
         access = PrimaryAccess.checked(args)
         super().__init__("pe-lb:index:PeRepoPoolAddress", name, None, opts)
-
-        pool_address = pulumi.Output.from_input(args["pool_address"])
-        run = primary_command(
+        certnames = pulumi.Output.from_input(args["compile_master_certnames"])
+        run = pool_setting_command(
             f"{name}-pe-repo",
             access,
-            create=pool_address.apply(lambda address: access.script_command(pe.PE_REPO_SET_ACTION, address)),
-            delete=pool_address.apply(lambda address: access.script_command("pe-repo-unset", address)),
-            # Only a new address makes a new command; its delete then removes only the old address,
-            # and only while it is still the one set.
-            triggers=[pool_address],
+            action=pe.PE_REPO_ACTION,
+            pool_address=args["pool_address"],
+            arguments=certnames.apply(
+                lambda names: [
+                    "--compile-masters",
+                    ",".join(names),
+                    "--run-timeout",
+                    str(pe.COMPILE_MASTER_RUN_WAIT_SECONDS),
+                ]
+            ),
             parent=self,
             # A component's depends_on does not reach its children; the command must not
             # point agents at the pool before what the caller waits for (every join) is done.

@@ -112,6 +112,38 @@ def primary_command(
     )
 
 
+def pool_setting_command(
+    resource_name: str,
+    access: PrimaryAccess,
+    *,
+    action: str,
+    pool_address: pulumi.Input[str],
+    arguments: pulumi.Input[Sequence[str]] = (),
+    parent: pulumi.Resource,
+    depends_on: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]] | pulumi.Resource] | None = None,
+) -> command.remote.Command:
+    """``{action}-set ADDRESS`` on create, ``{action}-unset ADDRESS`` on delete.
+
+    Only the pool address replaces the command: the new one's create sets the new address,
+    then the old one's delete (the engine runs it last) removes the old address only while
+    it is still set. Whatever else should re-run it (``arguments``, e.g. the compile
+    masters) is in the command text, so a change is an update that runs create again.
+    """
+    address = pulumi.Output.from_input(pool_address)
+    create = pulumi.Output.all(address, pulumi.Output.from_input(arguments)).apply(
+        lambda values: access.script_command(f"{action}-set", values[0], *values[1])
+    )
+    return primary_command(
+        resource_name,
+        access,
+        create=create,
+        delete=address.apply(lambda value: access.script_command(f"{action}-unset", value)),
+        triggers=[address],
+        parent=parent,
+        depends_on=depends_on,
+    )
+
+
 def ssh_host_key(key: str, value: object) -> str:
     """A host public key as `ssh-keyscan -t ed25519 HOST` prints it (the host name in front is dropped)."""
     match = _HOST_KEY.match(value.strip()) if isinstance(value, str) else None

@@ -180,7 +180,8 @@ def pcp_idle_timeout(args: ResourceValidationArgs, report: ReportViolation) -> N
     if timeout is not None and timeout < minimum:
         report(
             f"the {pe.PCP_BROKER_PORT} listener closes idle connections after {timeout} s; PCP brokers keep "
-            f"quiet PXP connections for 15 minutes, so set tcpIdleTimeoutSeconds to at least {minimum}",
+            "quiet PXP connections for up to 15 minutes (older PE; 6 since 2020), so set "
+            f"tcpIdleTimeoutSeconds to at least {minimum}",
             None,
         )
 
@@ -382,7 +383,8 @@ RULES: list[Rule] = [
     ),
     Rule(
         "pe-pcp-idle-timeout",
-        "The 8142 listener's TCP idle timeout outlasts the PCP brokers' 15 minutes.",
+        "The 8142 listener's TCP idle timeout outlasts the PCP brokers' own (15 min in older PE, 6 since "
+        "2020): at least minimumSeconds, 900 by default.",
         MANDATORY,
         pcp_idle_timeout,
         config={MIN_PCP_IDLE_KEY: {"type": "integer", "default": pe.PCP_BROKER_IDLE_SECONDS, "minimum": 60}},

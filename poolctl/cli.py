@@ -226,6 +226,14 @@ def cmd_probe(context: Context) -> int:
             f"  certificate: names {', '.join(result.certificate_names) or '-'}",
             f"  pool name:   {'valid' if result.name_valid else 'NOT valid'} for {address}",
             f"  chain:       {chain}",
+            f"  installer:   {result.installer_url} "
+            + (
+                f"names {address}"
+                if result.installer_names_pool
+                else f"does NOT name {address}"
+                if result.installer_status == 200
+                else f"HTTP {result.installer_status}"
+            ),
             *(f"  problem:     {problem}" for problem in result.problems),
         ]
         context.out.write("\n".join(lines) + "\n")
@@ -293,15 +301,16 @@ def status_text(status: PoolStatus) -> str:
             f"  listener {port}: {group.protocol}, TCP idle timeout {idle} -> {group.target_group_name}"
         )
     for port, group in status.ports.items():
-        check, timing = group.health_check, group.health_check.timing
+        timing = group.health_check.timing
         lines.append(
-            f"  health check {port}: {check.protocol} :{check.port}{check.path or ''} "
+            f"  health check {port}: {check_label(group)} "
             f"every {timing.interval_seconds} s (timeout {timing.timeout_seconds} s), "
             f"out after {timing.unhealthy_threshold} failures = {timing.failure_detection_seconds} s, "
             f"back after {timing.healthy_threshold} = {timing.recovery_seconds} s"
         )
     ports = list(status.ports)
-    header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", *map(str, ports)]
+    # Each port's column names its own check: 8140 puppetserver's status, 8142 the broker's.
+    header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", *(f"{p} {check_label(status.ports[p])}" for p in ports)]
     rows = [
         [i.instance_id, i.name or "-", i.private_ip or "-", i.availability_zone or "-",
          *(str(status.health(i.instance_id, port)) for port in ports)]
@@ -314,6 +323,12 @@ def status_text(status: PoolStatus) -> str:
     healthy = sum(status.is_healthy(i) for i in status.instances)
     lines.append(f"\n{healthy} of {len(status.instances)} compile masters healthy on every port")
     return "\n".join(lines) + "\n"
+
+
+def check_label(group: Any) -> str:
+    """What a target group's health check asks, e.g. HTTPS :8140/status/v1/simple/broker-service."""
+    check = group.health_check
+    return f"{check.protocol} :{check.port}{check.path or ''}"
 
 
 def status_json(status: PoolStatus) -> dict[str, Any]:
@@ -346,7 +361,10 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
                 "name": i.name,
                 "privateIp": i.private_ip,
                 "availabilityZone": i.availability_zone,
-                "health": {str(port): asdict(status.health(i.instance_id, port)) for port in status.ports},
+                "health": {
+                    str(port): {**asdict(status.health(i.instance_id, port)), "check": check_label(group)}
+                    for port, group in status.ports.items()
+                },
             }
             for i in status.instances.values()
         ],

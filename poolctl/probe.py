@@ -1,4 +1,5 @@
-"""HTTPS GET of the status endpoint through the pool, and whether agents would trust the answer."""
+"""HTTPS GETs through the pool: the status endpoint, whether agents would trust the answer, and
+whether the install script it hands out names the pool."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ class ProbeResult:
     certificate_names: list[str] = field(default_factory=list)
     name_valid: bool = False
     chain_verified: bool = False
+    installer_url: str = ""
+    installer_status: int | None = None
+    installer_names_pool: bool = False
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status == 200 and self.name_valid and not self.problems
+        return self.status == 200 and self.name_valid and self.installer_names_pool and not self.problems
 
 
 def probe(
@@ -37,31 +41,28 @@ def probe(
     path: str = pe.STATUS_PATH,
     timeout: float = 10.0,
 ) -> ProbeResult:
-    """GET https://address:port/path, connecting to ``connect_to`` if given (like curl --connect-to)."""
-    result = ProbeResult(url=f"https://{address}:{port}{path}")
+    """GET the status and the agent install script from https://address:port, connecting to
+    ``connect_to`` if given (like curl --connect-to); check what agents would check."""
+    result = ProbeResult(
+        url=f"https://{address}:{port}{path}",
+        installer_url=f"https://{address}:{port}{pe.INSTALL_SCRIPT_PATH}",
+    )
     context = ssl.create_default_context(cafile=cacert) if cacert else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # The name is checked below, against the certificate's alt names, to say exactly what is wrong.
     context.check_hostname = False
     if not cacert:
         context.verify_mode = ssl.CERT_NONE
+    target = (connect_to or address, port)
     try:
-        with (
-            socket.create_connection((connect_to or address, port), timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname=address) as tls,
-        ):
-            der = tls.getpeercert(binary_form=True)
-            result.chain_verified = bool(cacert)
-            if der:
-                result.certificate_names = certificate_names(der)
-                result.name_valid = any(name_matches(address, name) for name in result.certificate_names)
-            tls.sendall(
-                f"GET {path} HTTP/1.1\r\nHost: {address}:{port}\r\nAccept: */*\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
-            response = http.client.HTTPResponse(tls)
-            response.begin()
-            result.status = response.status
-            result.body = response.read(4096).decode(errors="replace").strip()
+        der, result.status, body = _get(context, target, address, path, timeout)
+        result.body = body[:4096].strip()
+        result.chain_verified = bool(cacert)
+        if der:
+            result.certificate_names = certificate_names(der)
+            result.name_valid = any(name_matches(address, name) for name in result.certificate_names)
+        _, result.installer_status, installer = _get(
+            context, target, address, pe.INSTALL_SCRIPT_PATH, timeout
+        )
     except ssl.SSLCertVerificationError as error:
         result.problems.append(f"certificate not trusted by {cacert}: {error.verify_message}")
         return result
@@ -76,7 +77,40 @@ def probe(
         )
     if result.status != 200:
         result.problems.append(f"{path} answered HTTP {result.status}: {result.body[:200]}")
+    result.installer_names_pool = result.installer_status == 200 and pe.install_script_names(
+        installer, address
+    )
+    if result.installer_status != 200:
+        result.problems.append(f"{pe.INSTALL_SCRIPT_PATH} answered HTTP {result.installer_status}")
+    elif not result.installer_names_pool:
+        result.problems.append(
+            f"the install script served through the pool does not name {address}: agents installed "
+            "from it would use one compile master. Set pe_repo::compile_master_pool_address "
+            "(PeRepoPoolAddress), then run Puppet on the compile masters, then on the primary"
+        )
     return result
+
+
+def _get(
+    context: ssl.SSLContext, target: tuple[str, int], address: str, path: str, timeout: float
+) -> tuple[bytes | None, int, str]:
+    """(peer certificate, status, body) of one HTTPS GET on its own connection."""
+    with (
+        socket.create_connection(target, timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=address) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        tls.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {address}:{target[1]}\r\nAccept: */*\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        response = http.client.HTTPResponse(tls)
+        response.begin()
+        return der, response.status, response.read(MAX_BODY_BYTES).decode(errors="replace")
+
+
+MAX_BODY_BYTES = 1 << 20
+"""An install script is some tens of kilobytes; the status body a word."""
 
 
 def certificate_names(der: bytes) -> list[str]:

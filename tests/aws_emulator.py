@@ -72,7 +72,7 @@ def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:
     balancer = elb.create_load_balancer(
         Name="pe-lb-nlb-0a1b2c3", Subnets=subnets, Type="network", Scheme="internal"
     )["LoadBalancers"][0]
-    timing = pe.HEALTH_CHECK_TIMING
+    timing = pe.HealthCheckTiming()
     target_groups, listeners = {}, {}
     idle = {
         pe.PUPPETSERVER_PORT: pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS,
@@ -87,7 +87,7 @@ def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:
             TargetType="instance",
             HealthCheckProtocol="HTTPS",
             HealthCheckPort=str(pe.PUPPETSERVER_PORT),
-            HealthCheckPath=pe.STATUS_PATH,
+            HealthCheckPath=pe.STATUS_PATH if port == pe.PUPPETSERVER_PORT else pe.PCP_STATUS_PATH,
             HealthCheckIntervalSeconds=timing.interval_seconds,
             HealthCheckTimeoutSeconds=timing.timeout_seconds,
             HealthyThresholdCount=timing.healthy_threshold,

@@ -35,6 +35,7 @@ PLATFORM_OID = "1.3.6.1.4.1.34380.1.2.6099.1"
 PP_AUTH_ROLE_OID = "1.3.6.1.4.1.34380.1.3.13"
 PE_MASTER_ID = "4d3b6f3e-0000-4000-8000-000000000001"
 INFRA_AGENT_ID = "4d3b6f3e-0000-4000-8000-000000000002"
+PE_AGENT_ID = "4d3b6f3e-0000-4000-8000-000000000003"
 RHEL9 = 'NAME="Red Hat Enterprise Linux"\nVERSION_ID="9.4"\nID="rhel"\nID_LIKE="fedora"\n'
 PLATFORM = "el-9-x86_64"
 
@@ -65,6 +66,7 @@ EOF
     fi
     touch "$dir/agent_catalog_run.lock"
     echo "puppet $*" >> "$dir/events.log"
+    date +%s.%N > "$dir/last_primary_run"
     sleep "$(cat "$dir/run_seconds")"
     rm -f "$dir/agent_catalog_run.lock"
     exit "$(cat "$dir/run_exit")"
@@ -100,8 +102,29 @@ class StubPrimary:
                 "classes": {"pe_repo": {}},
                 "config_data": {"puppet_enterprise::profile::master": {"code_manager_auto_configure": True}},
             },
-            {"id": INFRA_AGENT_ID, "name": "PE Infrastructure Agent", "classes": {}, "pinned": []},
+            {
+                "id": PE_AGENT_ID,
+                "name": "PE Agent",
+                "classes": {"puppet_enterprise::profile::agent": {}},
+            },
+            {
+                "id": INFRA_AGENT_ID,
+                "name": "PE Infrastructure Agent",
+                "classes": {
+                    "puppet_enterprise::profile::agent": {
+                        "server_list": [f"{PRIMARY}:8140"],
+                        "pcp_broker_list": [f"{PRIMARY}:8142"],
+                    }
+                },
+                "pinned": [],
+            },
         ]
+        self.pe_repo_history: list[tuple[float, Any]] = []
+        """(when, value) of each change to pe_repo's pool address, for the primary's install script."""
+        self.served: dict[str, Any] = {}
+        """The pool address each compile master's install script names (set by its own Puppet runs)."""
+        self.compile_masters_run_on_their_own = True
+        """Each request sees a compile master that has run Puppet since the last change."""
         self.lock = threading.Lock()
         (root / "purged").mkdir(parents=True)
         (root / "state").mkdir()
@@ -167,6 +190,27 @@ class StubPrimary:
             .get("compile_master_pool_address")
         )
 
+    def agent_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = self.group("PE Agent")["classes"]["puppet_enterprise::profile::agent"]
+        return settings
+
+    def compile_master_runs(self, certname: str) -> None:
+        """A Puppet run on the compile master: its install script names the current pool address."""
+        with self.lock:
+            self.served[certname] = self.pool_address
+
+    def _installer_names(self, host: str) -> Any:
+        if host == PRIMARY:
+            try:
+                last_run = float((self.root / "last_primary_run").read_text())
+            except (OSError, ValueError):
+                return None
+            values = [value for when, value in self.pe_repo_history if when <= last_run]
+            return values[-1] if values else None
+        if self.compile_masters_run_on_their_own:
+            return self.pool_address
+        return self.served.get(host)
+
     def events(self) -> list[str]:
         return self.events_path.read_text().splitlines()
 
@@ -194,6 +238,7 @@ class StubPrimary:
             "--classifier-url", f"{base}/classifier-api",
             "--puppetdb-url", f"{base}/pdb/query/v4",
             "--status-url", base + "/status/v1/simple?certname={certname}",
+            "--package-url", base + "/packages/current/install.bash?host={host}",
             "--poll-seconds", str(poll),
         ]  # fmt: skip
 
@@ -232,6 +277,9 @@ class StubPrimary:
                 if reported is None:
                     return 404, {"error": f"No information is known about node {certname}"}
                 return 200, {"certname": certname, "report_timestamp": reported}
+            if path == "/packages/current/install.bash":
+                host = parse_qs(parts.query)["host"][0]
+                return 200, f"#!/bin/bash\nPE_MASTER='{self._installer_names(host) or host}'\n"
             if path == "/status/v1/simple":
                 certname = parse_qs(parts.query)["certname"][0]
                 return (200, "running") if self._reported(certname) else (503, "starting")
@@ -284,7 +332,10 @@ class StubPrimary:
             pinned = [node for node in group.get("pinned", []) if node not in body["nodes"]]
             group["pinned"] = pinned + (body["nodes"] if action == "pin" else [])
             return 204, None
+        before = self.pool_address
         _merge(group, body)
+        if self.pool_address != before:
+            self.pe_repo_history.append((time.time(), self.pool_address))
         return 200, group
 
 
@@ -305,7 +356,7 @@ def _handler(primary: StubPrimary) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _serve(self, method: str) -> None:
-            if not self.path.startswith("/status/") and not self.connection.getpeercert():
+            if not self.path.startswith(("/status/", "/packages/")) and not self.connection.getpeercert():
                 self.send_error(401, "PE's APIs want the primary's client certificate")
                 return
             length = int(self.headers.get("Content-Length") or 0)
@@ -341,7 +392,7 @@ def stub_primary(root: Path) -> Iterator[StubPrimary]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(root / "server.pem", root / "server.key")
     context.load_verify_locations(cadata=primary.ca.cert_pem.decode())
-    # The status endpoint takes anonymous clients, as puppetserver's does; PE's APIs want a certificate.
+    # Status and packages take anonymous clients, as puppetserver does; PE's APIs want a certificate.
     context.verify_mode = ssl.CERT_OPTIONAL
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(primary))
     server.socket = context.wrap_socket(server.socket, server_side=True)

@@ -71,10 +71,14 @@ def test_each_listener_forwards_to_the_target_group_of_its_port() -> None:
         assert arn.endswith(f"/{groups[listener.inputs['port']].name}/abc")
 
 
-def test_target_groups_check_the_status_endpoint_on_8140() -> None:
+def test_each_target_group_checks_its_own_service_on_8140() -> None:
     graph = declare()
     groups = graph.of_type(TARGET_GROUP)
     assert sorted(tg.inputs["port"] for tg in groups) == [8140, 8142]
+    paths = {tg.inputs["port"]: tg.inputs["healthCheck"]["path"] for tg in groups}
+    # puppetserver's aggregate status for 8140; the broker's own for 8142, so a broker that
+    # lost the orchestrator leaves only the 8142 group.
+    assert paths == {8140: "/status/v1/simple", 8142: "/status/v1/simple/broker-service"}
     for group in groups:
         inputs = group.inputs
         assert inputs["protocol"] == "TCP" and inputs["targetType"] == "instance"
@@ -82,7 +86,6 @@ def test_target_groups_check_the_status_endpoint_on_8140() -> None:
         check = inputs["healthCheck"]
         assert check["protocol"] == "HTTPS"
         assert check["port"] == "8140"
-        assert check["path"] == "/status/v1/simple"
         assert check["matcher"] == "200"
         assert check["interval"] * check["unhealthyThreshold"] <= 20
         assert check["interval"] * check["healthyThreshold"] <= 30
@@ -102,12 +105,29 @@ def test_pcp_target_group_drops_connections_of_leaving_or_sick_brokers() -> None
     assert pcp["deregistrationDelay"] < agent["deregistrationDelay"]
 
 
-def test_tcp_health_check_option() -> None:
+def test_tcp_health_check_option_checks_each_groups_own_port() -> None:
     graph = declare(health_check_protocol="TCP")
     for group in graph.of_type(TARGET_GROUP):
         check = group.inputs["healthCheck"]
-        assert check["protocol"] == "TCP" and check["port"] == "8140"
-        assert "path" not in check and "matcher" not in check
+        assert check["protocol"] == "TCP" and check["port"] == str(int(group.inputs["port"]))
+        # Sent empty: an HTTPS group switched to TCP must not keep its path and matcher.
+        assert check["path"] == "" and check["matcher"] == ""
+
+
+def test_custom_paths_and_faster_failover() -> None:
+    graph = declare(
+        health_check_path="/status/v1/simple/server",
+        pcp_health_check_path="/status/v1/simple/broker-service",
+        health_check_interval_seconds=5,
+        health_check_healthy_threshold=2,
+        health_check_unhealthy_threshold=2,
+    )
+    checks = {tg.inputs["port"]: tg.inputs["healthCheck"] for tg in graph.of_type(TARGET_GROUP)}
+    assert checks[8140]["path"] == "/status/v1/simple/server"
+    for check in checks.values():
+        # Out of rotation in 10 s, the NLB's floor; each check may take 4 s.
+        assert (check["interval"], check["unhealthyThreshold"], check["healthyThreshold"]) == (5, 2, 2)
+        assert check["timeout"] == 4
 
 
 def test_agents_reach_only_8140_and_8142_from_agent_cidrs() -> None:
@@ -162,6 +182,10 @@ def test_tags_reach_every_taggable_resource() -> None:
         ({"agent_idle_timeout_seconds": 30}, "agent_idle_timeout_seconds=30 must be 60..6000"),
         ({"agent_cidrs": []}, "agent_cidrs must list at least one CIDR block"),
         ({"health_check_protocol": "HTTP"}, "health_check_protocol='HTTP' must be one of: HTTPS, TCP"),
+        ({"health_check_interval_seconds": 4}, "health_check_interval_seconds=4 must be 5..300"),
+        ({"health_check_unhealthy_threshold": 1}, "health_check_unhealthy_threshold=1 must be 2..10"),
+        ({"health_check_healthy_threshold": 11}, "health_check_healthy_threshold=11 must be 2..10"),
+        ({"pcp_health_check_path": "broker"}, "pcp_health_check_path='broker' must be an absolute URL path"),
         ({"pool_dns_name": "pool.example.com"}, "pool_dns_name and hosted_zone_id go together"),
     ],
 )

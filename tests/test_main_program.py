@@ -51,6 +51,22 @@ def test_pe_repo_command_waits_for_the_load_balancer_and_every_join(graph: Graph
         assert graph.depends_on(run, attachment)
 
 
+def test_pe_agent_points_at_the_pool_after_every_join(graph: Graph) -> None:
+    agent = graph.one(COMMAND, "pe-lb-pe-agent")
+    assert shlex.split(agent.inputs["create"].split("; ")[1])[4:] == [
+        "agent-set",
+        graph.outputs["poolAddress"],
+    ]
+    for join in (command for command in graph.of_type(COMMAND) if command.name.endswith("-join")):
+        assert graph.depends_on(agent, join)
+
+
+def test_agents_use_pool_false_leaves_pe_agent_alone(stack_config: dict[str, Any]) -> None:
+    graph = run_main({**stack_config, "agentsUsePool": False})
+    assert [c for c in graph.of_type(COMMAND) if c.name == "pe-lb-pe-agent"] == []
+    assert graph.one(COMMAND, "pe-lb-pe-repo")
+
+
 def test_secrets_never_appear_in_plain_text(graph: Graph) -> None:
     plaintext = graph.plaintext()
     assert SSH_KEY not in plaintext and "mock-ssh-key" not in plaintext
@@ -90,7 +106,7 @@ def test_pool_dns_name_is_the_address_and_instances_need_not_wait_for_the_nlb(
         assert "PE_POOL_ADDRESS=puppet-pool.example.com" in instance.inputs["userData"]
         assert nlb.urn not in instance.dependencies
     assert graph.depends_on(pe_repo(graph), record)
-    assert shlex.split(pe_repo(graph).inputs["create"].split("; ")[1])[-1] == "puppet-pool.example.com"
+    assert shlex.split(pe_repo(graph).inputs["create"].split("; ")[1])[5] == "puppet-pool.example.com"
 
 
 def test_without_pool_dns_name_certificates_name_the_nlb(graph: Graph) -> None:
@@ -105,6 +121,7 @@ def test_component_types_and_parents(graph: Graph) -> None:
         "pe-lb:index:PuppetLoadBalancer",
         "pe-lb:index:CompileMasterPool",
         "pe-lb:index:PeRepoPoolAddress",
+        "pe-lb:index:PeAgentPoolAddress",
     }
     for resource in graph.resources:
         if resource.custom:

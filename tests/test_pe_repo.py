@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pulumi
 
-from components import PeRepoPoolAddress
+from components import PeAgentPoolAddress, PeRepoPoolAddress, pe
 from components.primary import PrimaryAccess, PrimaryAccessArgs
 from components.scripts import read_script
 from tests.conftest import HOST_KEY, SSH_KEY
@@ -22,15 +22,21 @@ ACCESS: PrimaryAccessArgs = {
 }
 
 
-def declare(ssh_user: str = "ec2-user") -> Graph:
+CERTNAMES = [
+    "i-0aaaaaaaaaaaaaaa1.eu-west-1.compute.internal",
+    "i-0bbbbbbbbbbbbbbb2.eu-west-1.compute.internal",
+]
+
+
+def declare(ssh_user: str = "ec2-user", certnames: list[str] = CERTNAMES) -> Graph:
     def program() -> None:
         PeRepoPoolAddress(
             "pool",
             {
                 **ACCESS,
                 "primary_host_key": f"puppet.example.com {HOST_KEY}",
-                "pool_address": pulumi.Output.from_input("pool.example.com"),
-                "ssh_private_key": SSH_KEY,
+                "pool_address": pulumi.Output.from_input(POOL),
+                "compile_master_certnames": pulumi.Output.from_input(certnames),
                 "ssh_user": ssh_user,
             },
         )
@@ -42,23 +48,45 @@ def script_arguments(line: str) -> list[str]:
     return shlex.split(line.split("; ", 1)[1])
 
 
-def test_sets_the_pool_address_and_reverts_only_it_on_delete() -> None:
+def test_sets_the_pool_address_in_pe_order_and_reverts_only_it_on_delete() -> None:
     command = declare().one(COMMAND).inputs
     assert script_arguments(command["create"]) == [
-        "sudo",
-        "-n",
-        "$py",
-        "-",
-        "pe-repo-set",
-        "pool.example.com",
-    ]
-    assert script_arguments(command["delete"])[4:] == ["pe-repo-unset", "pool.example.com"]
+        "sudo", "-n", "$py", "-", "pe-repo-set", POOL,
+        "--compile-masters", ",".join(CERTNAMES),
+        "--run-timeout", str(pe.COMPILE_MASTER_RUN_WAIT_SECONDS),
+    ]  # fmt: skip
+    assert script_arguments(command["delete"])[4:] == ["pe-repo-unset", POOL]
     assert command["stdin"] == read_script("pe_primary.py")
 
 
 def test_only_a_new_pool_address_replaces_the_command() -> None:
     command = declare().one(COMMAND).inputs
-    assert command["triggers"] == ["pool.example.com"]
+    assert command["triggers"] == [POOL]
+
+
+def test_new_compile_masters_update_the_command_instead_of_replacing_it() -> None:
+    """A replacement's delete (unset) would run after the new create: so only the text changes."""
+    before = declare().one(COMMAND).inputs
+    after = (
+        declare(certnames=[*CERTNAMES, "i-0ccccccccccccccc3.eu-west-1.compute.internal"]).one(COMMAND).inputs
+    )
+    assert before["triggers"] == after["triggers"]
+    assert before["delete"] == after["delete"]
+    assert before["create"] != after["create"]
+
+
+def test_pe_agent_points_agents_and_pxp_agents_at_the_pool() -> None:
+    def program() -> None:
+        PeAgentPoolAddress("pool", {**ACCESS, "pool_address": pulumi.Output.from_input(POOL)})
+
+    graph = run(program)
+    assert graph.one("pe-lb:index:PeAgentPoolAddress")
+    command = graph.one(COMMAND)
+    assert script_arguments(command.inputs["create"])[4:] == ["agent-set", POOL]
+    assert script_arguments(command.inputs["delete"])[4:] == ["agent-unset", POOL]
+    assert command.inputs["triggers"] == [POOL]
+    assert command.inputs["connection"]["hostKey"] == HOST_KEY
+    assert {"stdout", "stderr"} <= set(command.additional_secret_outputs)
 
 
 def test_connects_to_the_primary_by_its_host_key_with_a_secret_key() -> None:

@@ -91,8 +91,13 @@ def test_status_all_healthy(pool: EmulatedPool) -> None:
         assert f"{REGION}a" in row or f"{REGION}b" in row
     assert "listener 8142: TCP, TCP idle timeout 1200 s" in run.out
     assert "listener 8140: TCP, TCP idle timeout 600 s" in run.out
-    assert "HTTPS :8140/status/v1/simple every 10 s" in run.out
+    assert "health check 8140: HTTPS :8140/status/v1/simple every 10 s" in run.out
+    assert "health check 8142: HTTPS :8140/status/v1/simple/broker-service every 10 s" in run.out
     assert "out after 2 failures = 20 s, back after 3 = 30 s" in run.out
+    # Each compile master's row is under both checks, each by its path.
+    header = next(line for line in run.out.splitlines() if line.startswith("INSTANCE"))
+    assert "8140 HTTPS :8140/status/v1/simple " in header
+    assert header.endswith("8142 HTTPS :8140/status/v1/simple/broker-service")
     assert "3 of 3 compile masters healthy on every port" in run.out
 
 
@@ -105,6 +110,9 @@ def test_status_json(pool: EmulatedPool) -> None:
     assert data["listeners"]["8140"]["healthCheck"]["failureDetectionSeconds"] == 20
     assert sorted(m["instanceId"] for m in data["compileMasters"]) == sorted(pool.instance_ids)
     assert all(m["health"]["8140"]["state"] == HEALTHY for m in data["compileMasters"])
+    assert {m["health"]["8142"]["check"] for m in data["compileMasters"]} == {
+        "HTTPS :8140/status/v1/simple/broker-service"
+    }
 
 
 def test_status_by_arn_takes_the_region_from_it(pool: EmulatedPool, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ POOL = "puppet-pool.example.com"
 class StatusHandler(BaseHTTPRequestHandler):
     status = 200
     body = "running"
+    installer = f"#!/bin/bash\nPE_MASTER='{POOL}'\ncurl https://{POOL}:8140/packages/...\n"
     paths: ClassVar[list[str]] = []
 
     def log_message(self, *args: Any) -> None:
@@ -31,8 +32,9 @@ class StatusHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         type(self).paths.append(self.path)
-        data = self.body.encode()
-        self.send_response(self.status)
+        installer = self.path == "/packages/current/install.bash"
+        data = (self.installer if installer else self.body).encode()
+        self.send_response(200 if installer else self.status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -51,11 +53,15 @@ def ca() -> LocalCA:
 def serve(tmp_path: Path) -> Iterator[Serve]:
     servers: list[ThreadingHTTPServer] = []
 
-    def start(pem: Pem, status: int = 200, body: str = "running") -> tuple[int, type[StatusHandler]]:
+    def start(
+        pem: Pem, status: int = 200, body: str = "running", installer: str = StatusHandler.installer
+    ) -> tuple[int, type[StatusHandler]]:
         pem.write(tmp_path / "server.pem", tmp_path / "server.key")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
-        handler = type("Handler", (StatusHandler,), {"status": status, "body": body, "paths": []})
+        handler = type(
+            "Handler", (StatusHandler,), {"status": status, "body": body, "installer": installer, "paths": []}
+        )
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.socket = context.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -85,10 +91,28 @@ def test_healthy_pool_with_its_name_in_the_certificate(ca: LocalCA, serve: Serve
     port, handler = serve(ca.issue("cm-0.example.com", ["cm-0.example.com", "puppet", POOL]))
     code, output = probe(port, "--cacert", ca_file(ca, tmp_path))
     assert code == 0, output
-    assert handler.paths == ["/status/v1/simple"]
+    assert handler.paths == ["/status/v1/simple", "/packages/current/install.bash"]
     assert "status:      200" in output and "body:        running" in output
     assert f"pool name:   valid for {POOL}" in output
     assert "chain:       verified against" in output
+    assert f"installer:   https://{POOL}:{port}/packages/current/install.bash names {POOL}" in output
+
+
+@pytest.mark.parametrize(
+    "installer",
+    [
+        "#!/bin/bash\nPE_MASTER='cm-0.example.com'\n",
+        f"#!/bin/bash\nPE_MASTER='old-{POOL}'\n",  # a longer name that merely ends with the pool's
+    ],
+)
+def test_an_install_script_that_does_not_name_the_pool_fails_the_probe(
+    ca: LocalCA, serve: Serve, tmp_path: Path, installer: str
+) -> None:
+    port, _ = serve(ca.issue(POOL, [POOL]), installer=installer)
+    code, output = probe(port, "--cacert", ca_file(ca, tmp_path))
+    assert code == 1
+    assert f"install.bash does NOT name {POOL}" in output
+    assert "Set pe_repo::compile_master_pool_address (PeRepoPoolAddress), then run Puppet" in output
 
 
 def test_pool_name_missing_from_alt_names_is_the_classic_failure(

@@ -12,6 +12,7 @@ import pytest
 from tests.certs import puppet_request
 from tests.stub_primary import (
     INFRA_AGENT_ID,
+    PE_AGENT_ID,
     PE_MASTER_ID,
     PLATFORM,
     PLATFORM_OID,
@@ -23,6 +24,7 @@ from tests.stub_primary import (
 )
 
 CM = "i-0abc123def4567890.eu-west-1.compute.internal"
+OTHER = "i-0fffffffffffffff0.eu-west-1.compute.internal"
 INSTANCE = "i-0abc123def4567890"
 JOIN = ("--pool-address", POOL, "--instance-id", INSTANCE)
 PUPPET_RUN = "puppet agent --onetime --no-daemonize --no-splay"
@@ -275,34 +277,74 @@ def test_missing_arguments_are_usage_errors(primary: StubPrimary) -> None:
     assert "join needs --pool-address" in result.stderr
 
 
-# ---- pe_repo::compile_master_pool_address
+# ---- pe_repo::compile_master_pool_address, in PE's order
 
 
-def test_pe_repo_set_writes_config_data_then_runs_puppet(primary: StubPrimary) -> None:
-    result = primary.run("pe-repo-set", POOL)
+def test_pe_repo_set_then_compile_masters_then_the_primary(primary: StubPrimary) -> None:
+    result = primary.run("pe-repo-set", POOL, "--compile-masters", f"{CM},{OTHER}")
     assert result.returncode == 0, result.stderr
     assert primary.pool_address == POOL
-    assert primary.events()[-2] == (
-        f"POST /classifier-api/v1/groups/{PE_MASTER_ID} "
-        + json.dumps({"config_data": {"pe_repo": {"compile_master_pool_address": POOL}}}, sort_keys=True)
+    assert shape(primary.events()) == [
+        "GET /classifier-api/v1/groups",
+        f"POST /classifier-api/v1/groups/{PE_MASTER_ID}",
+        "GET /packages/current/install.bash",  # the compile masters' own scripts name the pool...
+        "GET /packages/current/install.bash",
+        "GET /packages/current/install.bash",  # ...the primary's does not yet: run Puppet there
+        PUPPET_RUN + " --no-usecacheonfailure --detailed-exitcodes --verbose --color false",
+    ]
+    assert primary.events()[1].endswith(
+        json.dumps({"config_data": {"pe_repo": {"compile_master_pool_address": POOL}}}, sort_keys=True)
     )
-    assert len(primary.puppet_runs()) == 1
     master = primary.group("PE Master")
     assert master["config_data"]["puppet_enterprise::profile::master"] == {
         "code_manager_auto_configure": True
     }
 
 
+def test_pe_repo_waits_for_each_compile_masters_own_run_before_the_primarys(primary: StubPrimary) -> None:
+    primary.compile_masters_run_on_their_own = False
+    threading.Timer(0.5, primary.compile_master_runs, [CM]).start()
+    result = primary.run("pe-repo-set", POOL, "--compile-masters", CM)
+    assert result.returncode == 0, result.stderr
+    assert f"waiting for {CM}'s next Puppet run to serve an install script naming {POOL}" in result.stdout
+    events = primary.events()
+    last_check = max(i for i, line in enumerate(events) if "install.bash" in line)
+    assert events.index(next(line for line in events if line.startswith("puppet agent"))) > last_check
+
+
+def test_pe_repo_says_how_to_finish_when_a_compile_master_does_not_run(primary: StubPrimary) -> None:
+    primary.compile_masters_run_on_their_own = False
+    result = primary.run("pe-repo-set", POOL, "--compile-masters", CM, "--run-timeout", "0.3")
+    assert result.returncode == 1
+    assert f"{CM} still serves an install script that does not name {POOL}" in result.stderr
+    assert "run Puppet on it (puppet agent -t, or Run Puppet in the console)" in result.stderr
+    assert primary.puppet_runs() == [], "never the primary before the compile masters"
+
+
+def test_a_pe_repo_class_parameter_in_pe_master_is_refused(primary: StubPrimary) -> None:
+    primary.group("PE Master")["classes"]["pe_repo"] = {"compile_master_pool_address": "old.example.com"}
+    result = primary.run("pe-repo-set", POOL)
+    assert result.returncode == 1
+    assert (
+        "'PE Master' sets the pe_repo class parameter compile_master_pool_address = 'old.example.com', "
+        "which overrides the configuration data pe-lb sets; remove it"
+    ) in result.stderr
+    assert primary.pool_address is None
+    assert primary.puppet_runs() == []
+
+
 def test_pe_repo_set_again_is_a_no_op(primary: StubPrimary) -> None:
-    assert primary.run("pe-repo-set", POOL).returncode == 0
+    assert primary.run("pe-repo-set", POOL, "--compile-masters", CM).returncode == 0
     events = len(primary.events())
-    again = primary.run("pe-repo-set", POOL)
+    again = primary.run("pe-repo-set", POOL, "--compile-masters", CM)
     assert again.returncode == 0
     assert "unchanged" in again.stdout
-    assert shape(primary.events()[events:]) == ["GET /classifier-api/v1/groups"]
+    assert not any(line.startswith(("POST", "puppet")) for line in primary.events()[events:])
 
 
 def test_pe_repo_unset_reverts_only_its_own_address(primary: StubPrimary) -> None:
+    """The engine's order on a new address: the new command's create, then the old one's delete."""
+    primary.run("pe-repo-set", "old-pool.example.com")
     primary.run("pe-repo-set", "new-pool.example.com")
     left = primary.run("pe-repo-unset", "old-pool.example.com")
     assert left.returncode == 0 and "left alone" in left.stdout
@@ -310,6 +352,72 @@ def test_pe_repo_unset_reverts_only_its_own_address(primary: StubPrimary) -> Non
     removed = primary.run("pe-repo-unset", "new-pool.example.com")
     assert removed.returncode == 0, removed.stderr
     assert primary.pool_address is None
+
+
+# ---- PE Agent: agents and PXP agents through the pool
+
+
+POOL_SETTINGS = {
+    "server_list": [f"{POOL}:8140"],
+    "primary_uris": [f"https://{POOL}:8140"],
+    "pcp_broker_list": [f"{POOL}:8142"],
+}
+
+
+def test_agent_set_points_pe_agent_at_the_pool_on_both_ports(primary: StubPrimary) -> None:
+    result = primary.run("agent-set", POOL)
+    assert result.returncode == 0, result.stderr
+    assert primary.agent_settings() == POOL_SETTINGS
+    assert shape(primary.events()) == [
+        "GET /classifier-api/v1/groups",
+        "GET /classifier-api/v1/groups",
+        f"POST /classifier-api/v1/groups/{PE_AGENT_ID}",
+        PUPPET_RUN + " --no-usecacheonfailure --detailed-exitcodes --verbose --color false",
+    ]
+    assert "warning" not in result.stdout
+
+
+def test_agent_set_again_changes_nothing(primary: StubPrimary) -> None:
+    assert primary.run("agent-set", POOL).returncode == 0
+    events = len(primary.events())
+    assert primary.run("agent-set", POOL).returncode == 0
+    assert not any(line.startswith(("POST", "puppet")) for line in primary.events()[events:])
+
+
+def test_agent_set_leaves_a_value_someone_else_set_and_says_so(primary: StubPrimary) -> None:
+    primary.agent_settings()["pcp_broker_list"] = ["broker.example.com:8142"]
+    result = primary.run("agent-set", POOL)
+    assert result.returncode == 0, result.stderr
+    assert "pcp_broker_list is ['broker.example.com:8142'], set by someone else: left alone" in result.stdout
+    assert primary.agent_settings()["pcp_broker_list"] == ["broker.example.com:8142"]
+    assert primary.agent_settings()["server_list"] == [f"{POOL}:8140"]
+    unset = primary.run("agent-unset", POOL)
+    assert unset.returncode == 0
+    assert primary.agent_settings() == {"pcp_broker_list": ["broker.example.com:8142"]}
+
+
+def test_agent_unset_reverts_exactly_its_own_values(primary: StubPrimary) -> None:
+    assert primary.run("agent-set", POOL).returncode == 0
+    primary.agent_settings()["server_list"] = ["changed-by-hand.example.com:8140"]
+    result = primary.run("agent-unset", POOL)
+    assert result.returncode == 0, result.stderr
+    assert primary.agent_settings() == {"server_list": ["changed-by-hand.example.com:8140"]}
+    assert "not pe-lb's" in result.stdout
+
+
+def test_agent_settings_survive_a_new_pool_address_in_the_engines_order(primary: StubPrimary) -> None:
+    """A new address replaces the command: the new create runs, then the old delete."""
+    assert primary.run("agent-set", "old-pool.example.com").returncode == 0
+    assert primary.run("agent-set", POOL).returncode == 0
+    assert primary.run("agent-unset", "old-pool.example.com").returncode == 0
+    assert primary.agent_settings() == POOL_SETTINGS
+
+
+def test_agent_set_warns_when_infrastructure_nodes_would_use_the_pool(primary: StubPrimary) -> None:
+    primary.group("PE Infrastructure Agent")["classes"]["puppet_enterprise::profile::agent"] = {}
+    result = primary.run("agent-set", POOL)
+    assert result.returncode == 0
+    assert "warning: 'PE Infrastructure Agent' sets no server_list, pcp_broker_list" in result.stdout
 
 
 def test_classifier_errors_are_reported_in_one_line(primary: StubPrimary) -> None:
@@ -342,4 +450,13 @@ def test_the_script_agrees_with_components_pe() -> None:
     assert script["PE_REPO_PARAMETER"] == pe.PE_REPO_POOL_ADDRESS_PARAMETER
     assert script["COMPILER_AUTH_ROLE"] == pe.COMPILER_AUTH_ROLE
     assert script["OID_PLATFORM"] == pe.PLATFORM_EXTENSION_OID == PLATFORM_OID
-    assert pe.PE_REPO_SET_ACTION in script["parser"]()._actions[1].choices
+    assert script["PCP_BROKER_PORT"] == pe.PCP_BROKER_PORT
+    actions = script["parser"]()._actions[1].choices
+    assert pe.PE_REPO_SET_ACTION in actions and f"{pe.PE_AGENT_ACTION}-set" in actions
+    for text, address in [
+        ("PE_MASTER='pool.example.com'", "pool.example.com"),
+        ("PE_MASTER='old-pool.example.com'", "pool.example.com"),
+        ("https://pool.example.com.au:8140", "pool.example.com"),
+        ("https://POOL.example.com:8140", "pool.example.com"),
+    ]:
+        assert script["names_address"](text, address) == pe.install_script_names(text, address)

@@ -12,8 +12,13 @@ SLES 15 primaries have nothing newer (found as python3 or /usr/libexec/platform-
                        Puppet run, run Puppet on the primary, wait until it serves
   leave CERTNAME       wait out the load balancer's deregistration delay, purge the node,
                        unpin it, drop it from PE-PostgreSQL, run Puppet on the primary
-  pe-repo-set ADDRESS  pe_repo::compile_master_pool_address = ADDRESS in PE Master
+  pe-repo-set ADDRESS  pe_repo::compile_master_pool_address = ADDRESS in PE Master, then
+                       wait until each compile master's install script names it (their
+                       own runs), then Puppet on the primary: PE's order, checked
   pe-repo-unset ADDRESS  remove it, only while it still is ADDRESS
+  agent-set ADDRESS    PE Agent's server_list, primary_uris (8140) and pcp_broker_list (8142)
+                       at the pool, then Puppet on the primary; values set by others stay
+  agent-unset ADDRESS  remove exactly pe-lb's values for ADDRESS
 
 Every action is idempotent: run again, it finds its work done and says so.
 Exit 0 on success, 1 with a one-line reason on failure.
@@ -39,10 +44,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 PUPPET = "/opt/puppetlabs/bin/puppet"
 PUPPETSERVER_PORT = 8140
+PCP_BROKER_PORT = 8142
 CLASSIFIER_PORT = 4433
 PUPPETDB_PORT = 8081
 PE_MASTER_GROUP = "PE Master"
 PE_INFRASTRUCTURE_AGENT_GROUP = "PE Infrastructure Agent"
+PE_AGENT_GROUP = "PE Agent"
 PE_REPO_CLASS = "pe_repo"
 PE_REPO_PARAMETER = "compile_master_pool_address"
 COMPILER_AUTH_ROLE = "pe_compiler"
@@ -690,33 +697,170 @@ def leave(primary: Primary, certname: str) -> None:
     )
 
 
+def names_address(text: str, address: str) -> bool:
+    """Whether an install.bash names ``address`` as its server (not as part of a longer name)."""
+    return re.search(r"(?<![\w.-])" + re.escape(address) + r"(?![\w.-])", text, re.IGNORECASE) is not None
+
+
+def installer_names(primary: Primary, host: str, address: str) -> bool:
+    """Whether ``host`` serves an agent install script that names ``address``."""
+    url = primary.args.package_url.format(host=host, port=PUPPETSERVER_PORT)
+    try:
+        context = ssl.create_default_context(cafile=primary.settings.localcacert)
+        with urllib.request.urlopen(url, context=context, timeout=30) as response:
+            return names_address(response.read().decode(errors="replace"), address)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
 def pe_repo(primary: Primary, address: str, wanted: bool) -> None:
+    """pe_repo::compile_master_pool_address in PE Master, then Puppet in PE's order, checked.
+
+    PE: "Run Puppet on the compiler, and then on the primary server." A compiler's
+    install.bash names the pool only after its own run with the new value; the primary's
+    run then updates the console's install command. The script cannot start runs on the
+    compile masters: it waits until each one's install script names the pool (their next
+    scheduled run), then runs Puppet on the primary unless its own install script already
+    names the pool.
+    """
     classifier = primary.classifier
     group = classifier.group(PE_MASTER_GROUP)
+    class_parameter = group.get("classes", {}).get(PE_REPO_CLASS, {}).get(PE_REPO_PARAMETER)
     current = group.get("config_data", {}).get(PE_REPO_CLASS, {}).get(PE_REPO_PARAMETER)
-    if wanted:
-        if current == address:
-            say(f"{PE_REPO_PARAMETER} is already {address} in {PE_MASTER_GROUP!r}: unchanged")
-        else:
-            classifier.update(group["id"], {"config_data": {PE_REPO_CLASS: {PE_REPO_PARAMETER: address}}})
-            say(f"{PE_REPO_PARAMETER} changed from {current!r} to {address!r} in {PE_MASTER_GROUP!r}")
-    elif current == address:
+    if not wanted:
+        if current != address:
+            say(f"{PE_REPO_PARAMETER} is {current!r}, not {address!r}: left alone")
+            return
         classifier.update(group["id"], {"config_data": {PE_REPO_CLASS: {PE_REPO_PARAMETER: None}}})
         say(f"{PE_REPO_PARAMETER} ({address}) removed from {PE_MASTER_GROUP!r}")
-    else:
-        say(f"{PE_REPO_PARAMETER} is {current!r}, not {address!r}: left alone")
+        primary.puppet_runs.ensure_run_after(time.time(), "pe_repo pool address removed")
         return
-    if current != address or not wanted:
-        primary.puppet_runs.ensure_run_after(time.time(), "pe_repo pool address")
+    if class_parameter is not None:
+        raise StepError(
+            f"{PE_MASTER_GROUP!r} sets the {PE_REPO_CLASS} class parameter {PE_REPO_PARAMETER} = "
+            f"{class_parameter!r}, which overrides the configuration data pe-lb sets; remove it "
+            f"(console: {PE_MASTER_GROUP} > Classes > {PE_REPO_CLASS}) and run pulumi up again"
+        )
+    if current == address:
+        say(f"{PE_REPO_PARAMETER} is already {address} in {PE_MASTER_GROUP!r}: unchanged")
+    else:
+        classifier.update(group["id"], {"config_data": {PE_REPO_CLASS: {PE_REPO_PARAMETER: address}}})
+        say(f"{PE_REPO_PARAMETER} changed from {current!r} to {address!r} in {PE_MASTER_GROUP!r}")
+    args = primary.args
+    for certname in args.compile_masters:
+        wait_for(
+            f"{certname}'s next Puppet run to serve an install script naming {address}",
+            lambda certname=certname: installer_names(primary, certname, address),  # type: ignore[misc]
+            args.run_timeout,
+            args.poll_seconds,
+            f"{certname} still serves an install script that does not name {address} after "
+            f"{args.run_timeout:.0f} s; run Puppet on it (puppet agent -t, or Run Puppet in the console) "
+            "and run pulumi up again",
+        )
+    if installer_names(primary, primary.settings.certname, address):
+        say(f"every compile master and the primary hand out install scripts naming {address}")
+        return
+    primary.puppet_runs.ensure_run_after(time.time(), "pe_repo pool address")
+
+
+AGENT_PROFILE = "puppet_enterprise::profile::agent"
+
+
+def agent_settings(address: str) -> Dict[str, List[str]]:
+    """PE Agent's settings that send agents (8140) and PXP agents (8142) to the pool."""
+    return {
+        "server_list": [f"{address}:{PUPPETSERVER_PORT}"],
+        "primary_uris": [f"https://{address}:{PUPPETSERVER_PORT}"],
+        "pcp_broker_list": [f"{address}:{PCP_BROKER_PORT}"],
+    }
+
+
+def agent(primary: Primary, address: str, wanted: bool) -> None:
+    """Point PE Agent's puppet_enterprise::profile::agent at the pool, or take back exactly pe-lb's values.
+
+    pe-lb remembers on the primary which values it set, so a new pool address replaces
+    pe-lb's old one while a value someone else set is left alone, and said so.
+    """
+    classifier = primary.classifier
+    group = classifier.group(PE_AGENT_GROUP)
+    current = group.get("classes", {}).get(AGENT_PROFILE)
+    if current is None:
+        raise StepError(f"{PE_AGENT_GROUP!r} has no {AGENT_PROFILE} class; PE's default groups are needed")
+    record_path = os.path.join(primary.args.state_dir, "pe-agent.json")
+    ours = _load_json(record_path)
+    delta = {}  # type: Dict[str, Any]
+    for parameter, value in agent_settings(address).items():
+        present = current.get(parameter)
+        if wanted:
+            if present == value:
+                say(f"{parameter} is already {value} in {PE_AGENT_GROUP!r}")
+            elif present in (None, []) or present == ours.get(parameter):
+                delta[parameter] = value
+                ours[parameter] = value
+                say(f"{parameter}: {present!r} -> {value} in {PE_AGENT_GROUP!r}")
+            else:
+                say(f"{parameter} is {present!r}, set by someone else: left alone (agents keep using it)")
+        elif present == value:
+            delta[parameter] = None
+            ours.pop(parameter, None)
+            say(f"{parameter} {value} removed from {PE_AGENT_GROUP!r}")
+        else:
+            say(f"{parameter} is {present!r}, not pe-lb's {value}: left alone")
+    if wanted:
+        _warn_unless_infrastructure_pinned_to_primary(classifier)
+    if not delta:
+        return
+    classifier.update(group["id"], {"classes": {AGENT_PROFILE: delta}})
+    _save_json(record_path, ours)
+    # PE: then Puppet on the primary, then on agents (their next runs pick it up).
+    primary.puppet_runs.ensure_run_after(time.time(), "PE Agent pool settings")
+
+
+def _warn_unless_infrastructure_pinned_to_primary(classifier: Classifier) -> None:
+    infrastructure = (
+        classifier.group(PE_INFRASTRUCTURE_AGENT_GROUP).get("classes", {}).get(AGENT_PROFILE) or {}
+    )
+    missing = [name for name in ("server_list", "pcp_broker_list") if not infrastructure.get(name)]
+    if missing:
+        say(
+            f"warning: {PE_INFRASTRUCTURE_AGENT_GROUP!r} sets no {', '.join(missing)}: infrastructure nodes "
+            f"(compile masters included) inherit PE Agent's pool settings and would connect through the "
+            "pool to themselves; set them to the primary there"
+        )
+
+
+def _load_json(path: str) -> Dict[str, Any]:
+    try:
+        with open(path) as source:
+            return dict(json.load(source))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_json(path: str, data: Dict[str, Any]) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w") as target:
+        json.dump(data, target)
+    os.replace(temporary, path)
 
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
-    parser.add_argument("action", choices=("read", "join", "leave", "pe-repo-set", "pe-repo-unset"))
+    parser.add_argument(
+        "action",
+        choices=("read", "join", "leave", "pe-repo-set", "pe-repo-unset", "agent-set", "agent-unset"),
+    )
     parser.add_argument(
         "name", nargs="?", default="", help="certname (join, leave) or pool address (pe-repo-*)"
     )
     parser.add_argument("--pool-address", default="", help="join: the pool's DNS name, in the certificate")
+    parser.add_argument(
+        "--compile-masters",
+        type=lambda value: [name for name in value.split(",") if name],
+        default=[],
+        help="pe-repo-set: certnames whose install scripts must name the pool (comma-separated)",
+    )
+    parser.add_argument("--package-url", default="https://{host}:{port}/packages/current/install.bash")
     parser.add_argument("--instance-id", default="", help="join: the EC2 instance, for messages")
     parser.add_argument(
         "--drain-seconds", type=float, default=0.0, help="leave: deregistration delay to wait out"
@@ -763,8 +907,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             join(primary, args.name)
         elif args.action == "leave":
             leave(primary, args.name)
-        else:
+        elif args.action.startswith("pe-repo-"):
             pe_repo(primary, args.name, args.action == "pe-repo-set")
+        else:
+            agent(primary, args.name, args.action == "agent-set")
     except StepError as failure:
         print(f"pe-lb {args.action}: {failure}", file=sys.stderr)
         return 1
