@@ -19,6 +19,7 @@ from components.primary import PrimaryAccessArgs
 
 try:
     settings = stack_config.load()
+    stack_config.check_against_aws(settings)
 except stack_config.ConfigError as error:
     raise pulumi.RunError(f"invalid stack config:\n{error}") from None
 
@@ -32,7 +33,7 @@ load_balancer = PuppetLoadBalancer(
     "pe-lb",
     {
         "vpc_id": settings.vpc_id,
-        "subnet_ids": settings.subnet_ids,
+        "subnet_ids": settings.nlb_subnet_ids,
         "agent_cidrs": settings.agent_cidrs,
         "internal": settings.internal,
         "pcp_idle_timeout_seconds": settings.pcp_idle_timeout_seconds,
@@ -78,6 +79,7 @@ compile_masters = CompileMasterPool(
         "admin_cidrs": settings.admin_cidrs,
         "primary_cidrs": settings.primary_cidrs,
         "tags": settings.tags,
+        "drained": settings.drained_compile_masters,
     },
 )
 

@@ -1,5 +1,6 @@
 """The stack's config (keys under ``pe-lb:``), read and checked before anything is declared."""
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -8,7 +9,7 @@ from typing import Any, TypeVar
 
 import pulumi
 
-from components import pe, validation
+from components import pe, preflight, validation
 from components.compile_master_pool import (
     DEFAULT_COUNT,
     DEFAULT_INSTANCE_TYPE,
@@ -16,6 +17,7 @@ from components.compile_master_pool import (
     MAX_COMPILE_MASTERS,
     ROOT_VOLUME_GB_RANGE,
 )
+from components.network import RESERVED_TAGS
 from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
 from components.pool_health_gate import TIMEOUT_SECONDS_RANGE as WAIT_SECONDS_RANGE
 from components.primary import DEFAULT_SSH_USER, ssh_host_key, ssh_user
@@ -33,6 +35,16 @@ RETIRED_KEYS = {
 }
 """Keys that once meant something: refused with why, never silently ignored."""
 
+REQUIRED_HINTS = {
+    "amiId": (
+        "compile masters must run the primary's OS, major release and architecture (PE's rule), and a "
+        "looked-up 'newest' image would rebuild the pool whenever a newer one appears; pick one and pin "
+        "it, e.g. for a RHEL 9 x86_64 primary: aws ec2 describe-images --owners 309956199498 --filters "
+        "'Name=name,Values=RHEL-9.*_HVM-*-x86_64-*' --query 'sort_by(Images,&CreationDate)[-1].ImageId'"
+    ),
+}
+"""Why a required key has no default, where its description alone does not say."""
+
 T = TypeVar("T")
 
 
@@ -46,12 +58,15 @@ class StackSettings:
     primary_host_key: str
     vpc_id: str
     subnet_ids: list[str]
+    ami_id: str
     agent_cidrs: list[str]
     primary_cidrs: list[str]
     ssh_private_key: str = field(repr=False)
     compile_master_count: int = DEFAULT_COUNT
     instance_type: str = DEFAULT_INSTANCE_TYPE
-    ami_id: str | None = None
+    load_balancer_subnet_ids: list[str] = field(default_factory=list)
+    """The NLB's subnets; empty means subnet_ids (see nlb_subnet_ids)."""
+    drained_compile_masters: list[int] = field(default_factory=list)
     root_volume_size_gb: int = DEFAULT_ROOT_VOLUME_GB
     internal: bool = True
     pcp_idle_timeout_seconds: int = pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS
@@ -68,9 +83,14 @@ class StackSettings:
     key_name: str | None = None
     admin_cidrs: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
-    wait_for_healthy: bool = False
+    wait_for_healthy: bool = True
     agents_use_pool: bool = True
     wait_for_healthy_timeout_seconds: int = DEFAULT_WAIT_SECONDS
+
+    @property
+    def nlb_subnet_ids(self) -> list[str]:
+        """The NLB's subnets: loadBalancerSubnetIds, else the compile masters' subnetIds."""
+        return self.load_balancer_subnet_ids or self.subnet_ids
 
 
 def load() -> StackSettings:
@@ -90,6 +110,26 @@ def load() -> StackSettings:
     return parse(raw, secret)
 
 
+def check_against_aws(settings: StackSettings) -> None:
+    """What AWS would refuse halfway through `pulumi up`, asked of AWS now (provider invokes)."""
+    errors = []
+    nlb_key = "loadBalancerSubnetIds" if settings.load_balancer_subnet_ids else "subnetIds"
+    checks: list[Callable[[], None]] = [
+        lambda: preflight.one_subnet_per_zone(nlb_key, settings.nlb_subnet_ids)
+    ]
+    if settings.pool_dns_name and settings.hosted_zone_id:
+        name, zone = settings.pool_dns_name, settings.hosted_zone_id
+        checks.append(lambda: preflight.name_in_zone("poolDnsName", name, "hostedZoneId", zone))
+        checks.append(lambda: preflight.record_is_free("poolDnsName", name, zone, f"{PROJECT}-nlb"))
+    for check in checks:
+        try:
+            check()
+        except ValueError as error:
+            errors.append(str(error))
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
 def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
     """Check every key and build the settings; all problems are reported together."""
     reader = _Reader(raw, secret_keys)
@@ -104,13 +144,17 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         primary_host_key=reader.required("primaryHostKey", ssh_host_key),
         vpc_id=reader.required("vpcId", lambda k, v: validation.aws_id(k, v, "vpc")),
         subnet_ids=reader.required("subnetIds", _subnet_ids),
+        load_balancer_subnet_ids=reader.optional(
+            "loadBalancerSubnetIds", lambda k, v: _subnet_ids(k, v) if _json(k, v) != [] else []
+        )
+        or [],
         agent_cidrs=reader.required(
-            "agentCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)
+            "agentCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False, ipv4_only=True)
         ),
         ssh_private_key=reader.secret("sshPrivateKey", required=True) or "",
         compile_master_count=reader.integer("compileMasterCount", DEFAULT_COUNT, 1, MAX_COMPILE_MASTERS),
         instance_type=reader.optional("instanceType", _instance_type) or DEFAULT_INSTANCE_TYPE,
-        ami_id=reader.optional("amiId", lambda k, v: validation.aws_id(k, v, "ami")),
+        ami_id=reader.required("amiId", lambda k, v: validation.aws_id(k, v, "ami")),
         root_volume_size_gb=reader.integer("rootVolumeSizeGb", DEFAULT_ROOT_VOLUME_GB, *ROOT_VOLUME_GB_RANGE),
         internal=reader.boolean("internal", True),
         pcp_idle_timeout_seconds=reader.integer(
@@ -154,17 +198,23 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         hosted_zone_id=hosted_zone_id,
         ssh_user=reader.optional("sshUser", ssh_user) or DEFAULT_SSH_USER,
         key_name=reader.optional("keyName", _key_name),
-        admin_cidrs=reader.optional("adminCidrs", lambda k, v: validation.cidr_list(k, _json(k, v))) or [],
+        admin_cidrs=reader.optional(
+            "adminCidrs", lambda k, v: validation.not_the_internet(k, validation.cidr_list(k, _json(k, v)))
+        )
+        or [],
         primary_cidrs=reader.required(
             "primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)
         ),
-        tags=reader.optional("tags", _tags) or {},
-        wait_for_healthy=reader.boolean("waitForHealthy", False),
+        tags=reader.optional("tags", lambda k, v: validation.tags(k, _json(k, v), RESERVED_TAGS)) or {},
+        wait_for_healthy=reader.boolean("waitForHealthy", True),
         agents_use_pool=reader.boolean("agentsUsePool", True),
         wait_for_healthy_timeout_seconds=reader.integer(
             "waitForHealthyTimeoutSeconds", DEFAULT_WAIT_SECONDS, *WAIT_SECONDS_RANGE
         ),
     )
+    drained = reader.optional("drainedCompileMasters", lambda k, v: _pool_indexes(k, v, settings))
+    if drained:
+        settings = dataclasses.replace(settings, drained_compile_masters=drained)
     if reader.errors:
         raise ConfigError("\n".join(reader.errors))
     return settings
@@ -198,7 +248,8 @@ class _Reader:
 
     def required(self, key: str, check: Callable[[str, str], T]) -> T:
         if self.raw.get(key, "") == "":
-            self.errors.append(f"{key} is required: pulumi config set {key} <value>  ({KNOWN_KEYS[key]})")
+            why = REQUIRED_HINTS.get(key, KNOWN_KEYS[key])
+            self.errors.append(f"{key} is required: pulumi config set {key} <value>  ({why})")
             return None  # type: ignore[return-value]  # reported; parse() raises before use
         return self._check(key, check)  # type: ignore[return-value]
 
@@ -256,6 +307,23 @@ def _subnet_ids(key: str, value: str) -> list[str]:
     return ids
 
 
+def _pool_indexes(key: str, value: str, settings: StackSettings) -> list[int]:
+    indexes = _json(key, value)
+    count = settings.compile_master_count
+    if not isinstance(indexes, list) or not all(
+        (isinstance(i, int) and not isinstance(i, bool)) or (isinstance(i, str) and i.isdigit())
+        for i in indexes
+    ):
+        raise ValueError(f"{key}={value!r} must list pool indexes (the -<index> of a Name tag), e.g. [0, 2]")
+    numbers = sorted({int(i) for i in indexes})
+    outside = [i for i in numbers if i >= count]
+    if outside:
+        raise ValueError(f"{key}={value!r}: the pool has compile masters 0..{count - 1}, not {outside}")
+    if len(numbers) == count:
+        raise ValueError(f"{key}={value!r} drains every compile master: the pool would serve no agent")
+    return numbers
+
+
 def _hosted_zone_id(key: str, value: str) -> str:
     if not re.fullmatch(r"Z[A-Z0-9]{1,31}", value):
         raise ValueError(f"{key}={value!r} must be a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ")
@@ -276,27 +344,17 @@ def _key_name(key: str, value: str) -> str:
     return value
 
 
-def _tags(key: str, value: str) -> dict[str, str]:
-    tags = _json(key, value)
-    if not isinstance(tags, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and k and not k.lower().startswith("aws:")
-        for k, v in tags.items()
-    ):
-        raise ValueError(
-            f"{key}={value!r} must map tag names to string values (names may not start with aws:)"
-        )
-    return dict(tags)
-
-
 KNOWN_KEYS: dict[str, str] = {
     "primaryHost": "FQDN of the PE primary server",
     "primaryHostKey": "the primary's SSH host key: what `ssh-keyscan -t ed25519 <primary>` prints",
     "compileMasterCount": f"number of compile masters, 1..{MAX_COMPILE_MASTERS}",
     "instanceType": "EC2 instance type of the compile masters",
-    "amiId": "image for the compile masters; default: newest RHEL 9 from Red Hat",
+    "amiId": "image for the compile masters: the primary's OS, major release and architecture",
     "rootVolumeSizeGb": "size of each compile master's encrypted root volume",
     "vpcId": "VPC to run in",
-    "subnetIds": "subnets for the NLB and compile masters, two or more AZs",
+    "subnetIds": "subnets for the compile masters (and the NLB, by default), two or more AZs",
+    "loadBalancerSubnetIds": "subnets for the NLB, one per AZ (default: subnetIds)",
+    "drainedCompileMasters": "pool indexes (the -<index> in the Name tag) kept out of both target groups",
     "agentCidrs": "networks whose agents may reach 8140/8142",
     "internal": "internal (true) or internet-facing (false) NLB",
     "pcpIdleTimeoutSeconds": "TCP idle timeout of the 8142 listener, 900..6000",

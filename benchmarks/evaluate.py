@@ -21,6 +21,7 @@ def stack_config(count: int) -> dict[str, Any]:
         "primaryHostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchmarkHostKey",
         "primaryCidrs": ["10.0.1.10/32"],
         "vpcId": "vpc-0123456789abcdef0",
+        "amiId": "ami-0123456789abcdef0",
         "subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2", "subnet-0ccccccccccccccc3"],
         "agentCidrs": ["10.0.0.0/8"],
         "compileMasterCount": count,

@@ -21,9 +21,6 @@ ROOT_VOLUME_GB_RANGE = (20, 16384)
 """PE wants room under /opt/puppetlabs; gp3 volumes end at 16 TiB."""
 MAX_COMPILE_MASTERS = 500
 
-RHEL_OWNER_ID = "309956199498"
-"""Red Hat's AWS account; RHEL 9 is a PE-supported compiler platform."""
-RHEL_9_NAME_PATTERN = "RHEL-9.*_HVM-*-x86_64-*"
 
 BOOTSTRAP_SCRIPT = "compile_master_bootstrap.sh"
 
@@ -48,8 +45,9 @@ class CompileMasterPoolArgs(PrimaryAccessArgs):
     """Number of compile masters (default 2)."""
     instance_type: NotRequired[str]
     """EC2 instance type (default m6i.xlarge)."""
-    ami_id: NotRequired[pulumi.Input[str] | None]
-    """Image to boot; default: the newest RHEL 9 x86_64 image from Red Hat."""
+    ami_id: pulumi.Input[str]
+    """Image to boot: the primary's OS, major release and architecture (PE's rule), pinned so a
+    newer image never rebuilds the pool by surprise."""
     root_volume_size_gb: NotRequired[int]
     """Size of the encrypted root volume (default 50)."""
     key_name: NotRequired[str | None]
@@ -58,6 +56,9 @@ class CompileMasterPoolArgs(PrimaryAccessArgs):
     """Networks admitted to SSH."""
     tags: NotRequired[Mapping[str, str]]
     """Tags for every resource that takes them."""
+    drained: NotRequired[Sequence[int]]
+    """Pool indexes (the -<index> of the Name tag) kept out of both target groups: still joined
+    to PE, serving no agent, across `pulumi refresh` and `pulumi up`."""
 
 
 class CompileMasterPool(pulumi.ComponentResource):
@@ -87,6 +88,8 @@ class CompileMasterPool(pulumi.ComponentResource):
         subnet_ids = list(args["subnet_ids"])
         if not subnet_ids:
             raise ValueError("subnet_ids must list at least one subnet")
+        if not all(isinstance(i, int) and 0 <= i < count for i in args.get("drained", ())):
+            raise ValueError(f"drained={list(args.get('drained', ()))} must list pool indexes 0..{count - 1}")
         if set(args["target_group_arns"]) != set(pe.POOL_PORTS):
             raise ValueError(f"target_group_arns must map exactly the ports {pe.POOL_PORTS}")
         super().__init__("pe-lb:index:CompileMasterPool", name, None, opts)
@@ -155,12 +158,12 @@ class CompileMasterPool(pulumi.ComponentResource):
             lambda values: render_bootstrap(access.host, values[0], values[1])
         )
         user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
-        ami_id = args.get("ami_id") or _latest_rhel9_ami(self)
+        drained = set(args.get("drained", ()))
         instances, certnames = [], []
         for index in range(count):
             instance = aws.ec2.Instance(
                 f"{name}-{index}",
-                ami=ami_id,
+                ami=args["ami_id"],
                 instance_type=args.get("instance_type", DEFAULT_INSTANCE_TYPE),
                 subnet_id=subnet_ids[index % len(subnet_ids)],
                 vpc_security_group_ids=[security_group.id],
@@ -187,7 +190,15 @@ class CompileMasterPool(pulumi.ComponentResource):
                 # which only a fresh instance requests.
                 user_data_replace_on_change=True,
                 tags={**tagged(tags, f"{name}-{index}"), pe.ROLE_TAG: pe.COMPILE_MASTER_ROLE},
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # In place, AWS stops and starts the instance (every compile master at once);
+                    # a new one joins and enters rotation before the old one leaves instead.
+                    replace_on_changes=["instanceType"],
+                    # Placement is decided when a compile master is made: appending a subnet
+                    # moves none of the existing ones.
+                    ignore_changes=["subnetId"],
+                ),
             )
             certname = instance.private_dns.apply(str.lower)
             # A new instance is a new certname, so a new command: its create joins the new
@@ -209,7 +220,8 @@ class CompileMasterPool(pulumi.ComponentResource):
                 parent=self,
             )
             # In rotation only once joined; out of rotation (deleted first) before it leaves.
-            for port in pe.POOL_PORTS:
+            # A drained compile master has no attachment: refresh finds none to restore.
+            for port in () if index in drained else pe.POOL_PORTS:
                 aws.lb.TargetGroupAttachment(
                     f"{name}-{index}-{port}",
                     target_group_arn=args["target_group_arns"][port],
@@ -260,18 +272,3 @@ def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -
     shebang, body = script.split("\n", 1)
     assignments = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in parameters.items())
     return f"{shebang}\n# Parameters rendered by pe-lb.\n{assignments}{body}"
-
-
-def _latest_rhel9_ami(parent: pulumi.Resource) -> pulumi.Output[str]:
-    image = aws.ec2.get_ami_output(
-        most_recent=True,
-        owners=[RHEL_OWNER_ID],
-        filters=[
-            aws.ec2.GetAmiFilterArgs(name="name", values=[RHEL_9_NAME_PATTERN]),
-            aws.ec2.GetAmiFilterArgs(name="architecture", values=["x86_64"]),
-            aws.ec2.GetAmiFilterArgs(name="root-device-type", values=["ebs"]),
-        ],
-        opts=pulumi.InvokeOutputOptions(parent=parent),
-    )
-    ami_id: pulumi.Output[str] = image.id
-    return ami_id

@@ -6,8 +6,8 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import pe, validation
-from components.network import admit_cidrs, tagged
+from components import pe, preflight, validation
+from components.network import admit_cidrs, rule_name, tagged
 
 
 class PuppetLoadBalancerArgs(TypedDict):
@@ -63,6 +63,7 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
         self, name: str, args: PuppetLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         settings = _Settings(args)
+        _check_against_aws(name, args, settings)
         super().__init__("pe-lb:index:PuppetLoadBalancer", name, None, opts)
         tags = args.get("tags")
         child = pulumi.ResourceOptions(parent=self)
@@ -82,19 +83,25 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
             description="PE agents",
             parent=self,
         )
-        # Forwarded traffic and health checks leave the NLB for targets inside the VPC only.
-        vpc = aws.ec2.get_vpc_output(id=args["vpc_id"], opts=pulumi.InvokeOutputOptions(parent=self))
+        # Forwarded traffic and health checks ("subject to outbound rules") leave the NLB for
+        # targets inside the VPC only: every CIDR block of it, secondary ones included.
+        primary_block, secondary_blocks = _vpc_cidr_blocks(args["vpc_id"], self)
         for port in pe.POOL_PORTS:
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-to-targets-{port}",
-                security_group_id=security_group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_ipv4=vpc.cidr_block,
-                description=f"NLB to compile masters on {port}",
-                opts=child,
-            )
+            named_blocks = {
+                f"{name}-to-targets-{port}": primary_block,
+                **{rule_name(f"{name}-to-targets", port, block): block for block in secondary_blocks},
+            }
+            for rule, cidr in named_blocks.items():
+                aws.vpc.SecurityGroupEgressRule(
+                    rule,
+                    security_group_id=security_group.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=cidr,
+                    description=f"NLB to compile masters on {port}",
+                    opts=child,
+                )
 
         load_balancer = aws.lb.LoadBalancer(
             f"{name}-nlb",
@@ -144,7 +151,9 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
                     )
                 ],
                 tags=tagged(tags, f"{name}-{port}"),
-                opts=child,
+                # A target group serves one load balancer: a new NLB (internal flipped, a subnet
+                # swapped) gets new target groups, or its listeners fail with TargetGroupAssociationLimit.
+                opts=pulumi.ResourceOptions(parent=self, replace_with=[load_balancer]),
             )
             aws.lb.Listener(
                 f"{name}-{port}",
@@ -199,7 +208,9 @@ class _Settings:
     """The component's plain arguments, defaulted and checked."""
 
     def __init__(self, args: PuppetLoadBalancerArgs) -> None:
-        self.agent_cidrs = validation.cidr_list("agent_cidrs", args["agent_cidrs"], allow_empty=False)
+        self.agent_cidrs = validation.cidr_list(
+            "agent_cidrs", args["agent_cidrs"], allow_empty=False, ipv4_only=True
+        )
         self.internal = args.get("internal", True)
         self.pcp_idle_timeout_seconds = validation.int_in_range(
             "pcp_idle_timeout_seconds",
@@ -248,6 +259,20 @@ class _Settings:
             )
 
 
+def _check_against_aws(name: str, args: PuppetLoadBalancerArgs, settings: "_Settings") -> None:
+    """What AWS would refuse halfway through an update, checked where the values are known now."""
+    subnets = args["subnet_ids"]
+    if all(isinstance(subnet, str) for subnet in subnets):
+        preflight.one_subnet_per_zone("subnet_ids", subnets)  # type: ignore[arg-type]
+    if settings.pool_dns_name and settings.hosted_zone_id:
+        preflight.name_in_zone(
+            "pool_dns_name", settings.pool_dns_name, "hosted_zone_id", settings.hosted_zone_id
+        )
+        preflight.record_is_free(
+            "pool_dns_name", settings.pool_dns_name, settings.hosted_zone_id, f"{name}-nlb"
+        )
+
+
 def _health_check(
     protocol: str, port: int, path: str, timing: pe.HealthCheckTiming
 ) -> aws.lb.TargetGroupHealthCheckArgs:
@@ -269,3 +294,15 @@ def _health_check(
         unhealthy_threshold=timing.unhealthy_threshold,
         **http,
     )
+
+
+def _vpc_cidr_blocks(
+    vpc_id: pulumi.Input[str], parent: pulumi.Resource
+) -> tuple[pulumi.Input[str], list[str]]:
+    """The VPC's primary IPv4 block and its secondary ones (known only for a VPC id known now)."""
+    if isinstance(vpc_id, str):
+        vpc = aws.ec2.get_vpc(id=vpc_id, opts=pulumi.InvokeOptions(parent=parent))
+        associated = [a.cidr_block for a in vpc.cidr_block_associations if a.state == "associated"]
+        return vpc.cidr_block, [block for block in associated if block != vpc.cidr_block]
+    looked_up = aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=parent))
+    return looked_up.cidr_block, []

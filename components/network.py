@@ -15,6 +15,7 @@ def ingress_from_cidr(
     cidr: str,
     description: str,
     parent: pulumi.Resource,
+    aliases: Sequence[pulumi.Alias] = (),
 ) -> aws.vpc.SecurityGroupIngressRule:
     """Admit TCP ``port`` from ``cidr`` (IPv4 or IPv6)."""
     family = "cidr_ipv6" if ipaddress.ip_network(cidr).version == 6 else "cidr_ipv4"
@@ -25,7 +26,7 @@ def ingress_from_cidr(
         from_port=port,
         to_port=port,
         description=description,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=list(aliases) or None),
         **{family: cidr},
     )
 
@@ -39,17 +40,32 @@ def admit_cidrs(
     description: str,
     parent: pulumi.Resource,
 ) -> None:
-    """One ingress rule per port and CIDR, named ``{name_prefix}-{port}-{index}``."""
+    """One ingress rule per port and CIDR, named by what it admits: ``{name_prefix}-{port}-{cidr}``.
+
+    Named by content, not position, so removing one CIDR deletes exactly its rules instead of
+    rewriting every later rule in place (which AWS can refuse as a duplicate mid-update).
+    """
     for port in ports:
         for index, cidr in enumerate(cidrs):
             ingress_from_cidr(
-                f"{name_prefix}-{port}-{index}",
+                rule_name(name_prefix, port, cidr),
                 security_group_id=security_group_id,
                 port=port,
                 cidr=cidr,
                 description=f"{description} to {port}",
                 parent=parent,
+                # Stacks made before rules were named by CIDR keep their rules: same list, same order.
+                aliases=[pulumi.Alias(name=f"{name_prefix}-{port}-{index}")],
             )
+
+
+def rule_name(name_prefix: str, port: int, cidr: str) -> str:
+    """``pe-lb-agents-8140-10.0.0.0-8``: the CIDR with its slash (and IPv6 colons) made name-safe."""
+    return f"{name_prefix}-{port}-{cidr.replace('/', '-').replace(':', '.')}"
+
+
+RESERVED_TAGS = 2
+"""Tags pe-lb adds to the user's: Name, and pe-lb:role on compile masters."""
 
 
 def tagged(tags: Mapping[str, str] | None, name: str) -> dict[str, str]:

@@ -48,13 +48,70 @@ def cidr(key: str, value: object) -> str:
     return str(network)
 
 
-def cidr_list(key: str, values: object, *, allow_empty: bool = True) -> list[str]:
-    """A list of CIDR blocks, each checked."""
+def cidr_list(key: str, values: object, *, allow_empty: bool = True, ipv4_only: bool = False) -> list[str]:
+    """A list of CIDR blocks, each checked, none twice (AWS refuses a duplicate rule mid-update)."""
     if not isinstance(values, Sequence) or isinstance(values, str):
         raise ValueError(f'{key}={values!r} must be a list of CIDR blocks, e.g. ["10.0.0.0/8"]')
     if not values and not allow_empty:
         raise ValueError(f'{key} must list at least one CIDR block, e.g. ["10.0.0.0/8"]')
-    return [cidr(key, value) for value in values]
+    blocks = [cidr(key, value) for value in values]
+    repeated = sorted({block for block in blocks if blocks.count(block) > 1})
+    if repeated:
+        raise ValueError(f"{key} lists {', '.join(repeated)} more than once; list each CIDR block once")
+    if ipv4_only:
+        ipv6 = [block for block in blocks if ipaddress.ip_network(block).version == 6]
+        if ipv6:
+            raise ValueError(
+                f"{key} entry {ipv6[0]!r} is IPv6, but the load balancer is IPv4 only: agents reach it "
+                "over IPv4; list IPv4 blocks"
+            )
+    return blocks
+
+
+def not_the_internet(key: str, blocks: Sequence[str]) -> list[str]:
+    """CIDR blocks that together do not cover all IPv4 or all IPv6 addresses (0.0.0.0/0 in pieces too)."""
+    networks = [ipaddress.ip_network(block) for block in blocks]
+    v4 = [network for network in networks if isinstance(network, ipaddress.IPv4Network)]
+    v6 = [network for network in networks if isinstance(network, ipaddress.IPv6Network)]
+    everything_v4, everything_v6 = ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0")
+    for everything, covered in (
+        (everything_v4, everything_v4 in ipaddress.collapse_addresses(v4)),
+        (everything_v6, everything_v6 in ipaddress.collapse_addresses(v6)),
+    ):
+        if covered:
+            raise ValueError(
+                f"{key}={list(blocks)} admits the whole internet ({everything}"
+                f"{' in pieces' if everything not in networks else ''}); list your administrators' networks"
+            )
+    return list(blocks)
+
+
+_ELB_TAG = re.compile(r"^[\w\s.:/=+\-@]*$")
+
+
+def tags(key: str, value: object, reserved: int) -> dict[str, str]:
+    """Tags every resource can carry: AWS's rules for load balancers are the strictest (EC2 allows more)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{key}={value!r} must map tag names to string values")
+    limit = 50 - reserved
+    if len(value) > limit:
+        raise ValueError(
+            f"{key} has {len(value)} tags; at most {limit} (AWS allows 50, pe-lb sets {reserved})"
+        )
+    for name, text in value.items():
+        if not name or name.lower().startswith("aws:"):
+            raise ValueError(f"{key} name {name!r} is not allowed (empty, or starting with aws:)")
+        if len(name) > 128 or len(text) > 256:
+            raise ValueError(f"{key} {name!r}: names are at most 128 characters, values 256")
+        for part in (name, text):
+            if not _ELB_TAG.match(part):
+                raise ValueError(
+                    f"{key} {name!r}: {part!r} has characters load balancer tags refuse; allowed are "
+                    "letters, digits, spaces and _ . : / = + - @"
+                )
+    return dict(value)
 
 
 def aws_id(key: str, value: object, prefix: str) -> str:

@@ -30,6 +30,7 @@ def stack_config() -> dict[str, Any]:
         "primaryHost": "puppet.example.com",
         "primaryHostKey": f"puppet.example.com {HOST_KEY}",
         "vpcId": "vpc-0123456789abcdef0",
+        "amiId": "ami-0123456789abcdef0",
         "subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
         "agentCidrs": ["10.0.0.0/8"],
         "compileMasterCount": 3,

@@ -28,7 +28,19 @@ STACK = "test"
 SECRET_MARK = "[secret]"
 
 VPC_CIDR = "10.20.0.0/16"
-MOCK_AMI = "ami-0mockrhel9000000"
+VPC_CIDRS = [VPC_CIDR]
+"""The VPC's CIDR block associations (a test may add secondary ones)."""
+MOCK_AMI = "ami-0123456789abcdef0"
+SUBNET_ZONES = {
+    "subnet-0aaaaaaaaaaaaaaa1": "eu-west-1a",
+    "subnet-0bbbbbbbbbbbbbbb2": "eu-west-1b",
+    "subnet-0ccccccccccccccc3": "eu-west-1c",
+    "subnet-0ddddddddddddddd4": "eu-west-1a",
+}
+"""Availability zone of each subnet the mocked AWS knows."""
+HOSTED_ZONE_NAME = "example.com."
+EXISTING_RECORDS: list[dict[str, Any]] = []
+"""Route53 records the mocked hosted zone holds (a test may add one)."""
 MOCK_CA = "-----BEGIN CERTIFICATE-----\nMIIBmockPEcaBundle\n-----END CERTIFICATE-----\n"
 MOCK_HIERA = "---\nversion: 5\nhierarchy:\n  - name: common\n    path: common.yaml\n"
 PRIMARY_FILES = json.dumps({"caCertificate": MOCK_CA, "hieraYaml": MOCK_HIERA, "platform": "el-9-x86_64"})
@@ -182,9 +194,19 @@ class PeLbMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:ec2/getVpc:getVpc":
-            return {"id": args.args.get("id"), "cidrBlock": VPC_CIDR}, []
-        if args.token == "aws:ec2/getAmi:getAmi":
-            return {"id": MOCK_AMI, "architecture": "x86_64"}, []
+            associations = [{"cidrBlock": block, "state": "associated"} for block in VPC_CIDRS]
+            return {
+                "id": args.args.get("id"),
+                "cidrBlock": VPC_CIDR,
+                "cidrBlockAssociations": associations,
+            }, []
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            subnet = str(args.args.get("id"))
+            return {"id": subnet, "availabilityZone": SUBNET_ZONES.get(subnet, "eu-west-1a")}, []
+        if args.token == "aws:route53/getZone:getZone":
+            return {"zoneId": args.args.get("zoneId"), "name": HOSTED_ZONE_NAME}, []
+        if args.token == "aws:route53/getRecords:getRecords":
+            return {"zoneId": args.args.get("zoneId"), "resourceRecordSets": list(EXISTING_RECORDS)}, []
         return {}, []
 
 

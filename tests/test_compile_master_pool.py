@@ -30,6 +30,7 @@ def base_args(**overrides: Any) -> CompileMasterPoolArgs:
         "load_balancer_security_group_id": "sg-nlb",
         "target_group_arns": {8140: "arn:tg-8140", 8142: "arn:tg-8142"},
         "primary_cidrs": ["10.0.1.10/32"],
+        "ami_id": MOCK_AMI,
     }
     args.update(overrides)
     return args  # type: ignore[return-value]

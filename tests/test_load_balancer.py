@@ -17,7 +17,7 @@ def base_args(**overrides: Any) -> PuppetLoadBalancerArgs:
     args: dict[str, Any] = {
         "vpc_id": "vpc-0123456789abcdef0",
         "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
-        "agent_cidrs": ["10.0.0.0/8", "2001:db8::/32"],
+        "agent_cidrs": ["10.0.0.0/8", "192.168.0.0/16"],
     }
     args.update(overrides)
     return args  # type: ignore[return-value]
@@ -135,9 +135,9 @@ def test_agents_reach_only_8140_and_8142_from_agent_cidrs() -> None:
     rules = [r.inputs for r in graph.of_type(INGRESS)]
     assert sorted((r["fromPort"], r.get("cidrIpv4") or r.get("cidrIpv6")) for r in rules) == [
         (8140, "10.0.0.0/8"),
-        (8140, "2001:db8::/32"),
+        (8140, "192.168.0.0/16"),
         (8142, "10.0.0.0/8"),
-        (8142, "2001:db8::/32"),
+        (8142, "192.168.0.0/16"),
     ]
     assert all(r["fromPort"] == r["toPort"] and r["ipProtocol"] == "tcp" for r in rules)
 

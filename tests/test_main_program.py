@@ -122,6 +122,7 @@ def test_component_types_and_parents(graph: Graph) -> None:
         "pe-lb:index:CompileMasterPool",
         "pe-lb:index:PeRepoPoolAddress",
         "pe-lb:index:PeAgentPoolAddress",
+        "pe-lb:index:PoolHealthGate",
     }
     for resource in graph.resources:
         if resource.custom:
@@ -140,5 +141,8 @@ def test_wait_for_healthy_gates_the_pe_repo_command(stack_config: dict[str, Any]
     assert graph.depends_on(pe_repo(graph), gate)
 
 
-def test_no_health_gate_by_default(graph: Graph) -> None:
-    assert graph.of_type("command:local:Command") == []
+def test_the_health_gate_is_on_by_default_and_can_be_turned_off(
+    graph: Graph, stack_config: dict[str, Any]
+) -> None:
+    assert len(graph.of_type("command:local:Command")) == 1
+    assert run_main({**stack_config, "waitForHealthy": False}).of_type("command:local:Command") == []

@@ -292,7 +292,17 @@ MUTATIONS: list[tuple[str, dict[str, Any], Any, str, str]] = [
         "pe-compile-master-hardening",
         "root volume is not encrypted",
     ),
-    ("open SSH", {"adminCidrs": ["0.0.0.0/0"]}, None, "pe-no-open-ssh", "SSH (port 22) is open"),
+    (
+        # The stack config refuses adminCidrs that admit the internet; a user's own program may not.
+        "open SSH",
+        {"adminCidrs": ["192.0.2.0/24"]},
+        lambda aws: mutate(
+            aws.vpc.SecurityGroupIngressRule,
+            lambda p: p.update(cidr_ipv4="0.0.0.0/0") if p.get("from_port") == 22 else None,
+        ),
+        "pe-no-open-ssh",
+        "SSH (port 22) is open",
+    ),
     (
         "status path /",
         {},

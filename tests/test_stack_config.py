@@ -9,6 +9,7 @@ import yaml
 
 import stack_config
 from components import pe
+from tests import harness
 from tests.harness import PROJECT_DIR, config_string, run_main
 
 BAD_INPUTS = [
@@ -47,8 +48,61 @@ BAD_INPUTS = [
     ({"instanceType": "large"}, "instanceType='large' must be an EC2 instance type"),
     ({"rootVolumeSizeGb": 8}, "rootVolumeSizeGb=8 must be 20..16384"),
     ({"sshUser": "ec2 user"}, "sshUser='ec2 user' must be a Unix user name"),
-    ({"tags": ["team"]}, "tags='[\"team\"]' must map tag names to string values"),
-    ({"tags": {"aws:owner": "me"}}, "names may not start with aws:"),
+    ({"tags": ["team"]}, "tags=['team'] must map tag names to string values"),
+    ({"tags": {"aws:owner": "me"}}, "tags name 'aws:owner' is not allowed (empty, or starting with aws:)"),
+    (
+        {"tags": {"cost-centre": "R&D"}},
+        "tags 'cost-centre': 'R&D' has characters load balancer tags refuse; allowed are letters, digits, "
+        "spaces and _ . : / = + - @",
+    ),
+    ({"tags": {"k" * 129: "v"}}, "names are at most 128 characters, values 256"),
+    (
+        {"tags": {f"t{i}": "v" for i in range(49)}},
+        "tags has 49 tags; at most 48 (AWS allows 50, pe-lb sets 2)",
+    ),
+    ({"agentCidrs": ["10.0.0.0/8", "10.0.0.0/8"]}, "agentCidrs lists 10.0.0.0/8 more than once"),
+    ({"primaryCidrs": ["10.0.1.10/32", "10.0.1.10/32"]}, "primaryCidrs lists 10.0.1.10/32 more than once"),
+    (
+        {"agentCidrs": ["10.0.0.0/8", "2001:db8::/32"]},
+        "agentCidrs entry '2001:db8::/32' is IPv6, but the load balancer is IPv4 only",
+    ),
+    ({"adminCidrs": ["0.0.0.0/0"]}, "adminCidrs=['0.0.0.0/0'] admits the whole internet (0.0.0.0/0);"),
+    (
+        {"adminCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+        "adminCidrs=['0.0.0.0/1', '128.0.0.0/1'] admits the whole internet (0.0.0.0/0 in pieces)",
+    ),
+    ({"adminCidrs": ["::/0"]}, "admits the whole internet (::/0)"),
+    (
+        {"amiId": ""},
+        "amiId is required: pulumi config set amiId <value>  (compile masters must run the primary's",
+    ),
+    (
+        {"subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0ddddddddddddddd4"]},
+        "subnetIds lists subnet-0aaaaaaaaaaaaaaa1 and subnet-0ddddddddddddddd4, both in eu-west-1a: a load "
+        "balancer takes one subnet per availability zone",
+    ),
+    (
+        {
+            "loadBalancerSubnetIds": [
+                "subnet-0bbbbbbbbbbbbbbb2",
+                "subnet-0ddddddddddddddd4",
+                "subnet-0aaaaaaaaaaaaaaa1",
+            ]
+        },
+        "loadBalancerSubnetIds lists subnet-0ddddddddddddddd4 and subnet-0aaaaaaaaaaaaaaa1, "
+        "both in eu-west-1a",
+    ),
+    (
+        {"poolDnsName": "pool.example.org", "hostedZoneId": "Z0123456789ABC"},
+        "poolDnsName='pool.example.org' is not in the hosted zone "
+        "hostedZoneId='Z0123456789ABC' (example.com)",
+    ),
+    (
+        {"drainedCompileMasters": [3]},
+        "drainedCompileMasters='[3]': the pool has compile masters 0..2, not [3]",
+    ),
+    ({"drainedCompileMasters": [0, 1, 2]}, "drains every compile master: the pool would serve no agent"),
+    ({"drainedCompileMasters": ["one"]}, "drainedCompileMasters='[\"one\"]' must list pool indexes"),
     ({"compileMaster": 3}, "unknown config key(s) compileMaster"),
     ({"primaryHostKey": ""}, "primaryHostKey is required: pulumi config set primaryHostKey"),
     (
@@ -120,6 +174,7 @@ REQUIRED_KEYS = {
     "primaryHost",
     "primaryHostKey",
     "vpcId",
+    "amiId",
     "subnetIds",
     "agentCidrs",
     "primaryCidrs",
@@ -159,3 +214,40 @@ def test_example_stack_is_valid() -> None:
     settings = stack_config_parse({**raw, "sshPrivateKey": "set with --secret"})
     assert settings.pool_dns_name == "puppet-pool.example.com"
     assert settings.compile_master_count >= 2 and len(settings.subnet_ids) >= 2
+
+
+def test_a_record_someone_else_made_for_the_pool_name_is_refused(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        harness,
+        "EXISTING_RECORDS",
+        [
+            {
+                "name": "pool.example.com.",
+                "type": "CNAME",
+                "resourceRecords": [{"value": "elsewhere.example.net"}],
+            }
+        ],
+    )
+    config = {**stack_config, "poolDnsName": "pool.example.com", "hostedZoneId": "Z0123456789ABC"}
+    graph = run_main(config, expect_error=True)
+    assert (
+        "poolDnsName='pool.example.com' already has a CNAME record in Z0123456789ABC that pe-lb did not make"
+        in (str(graph.error))
+    )
+    assert graph.resources == []
+
+
+def test_the_stacks_own_alias_from_an_earlier_up_is_not_in_the_way(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alias = {
+        "dnsName": "internal-pe-lb-nlb-0a1b2c3-1234567890.elb.eu-west-1.amazonaws.com.",
+        "hostedZoneId": "Z2",
+    }
+    monkeypatch.setattr(
+        harness, "EXISTING_RECORDS", [{"name": "pool.example.com.", "type": "A", "aliasTarget": alias}]
+    )
+    config = {**stack_config, "poolDnsName": "pool.example.com", "hostedZoneId": "Z0123456789ABC"}
+    assert run_main(config).one("aws:route53/record:Record")

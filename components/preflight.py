@@ -1,0 +1,56 @@
+"""Checks that need AWS's answer, made before anything is declared.
+
+AWS would refuse these inputs only halfway through an update (the NLB created, the record
+not): two load-balancer subnets in one availability zone, a pool name outside its hosted
+zone, a name that already has a record. Each check reads with a provider invoke and raises
+``ValueError`` naming the setting (a config key, or a component argument).
+"""
+
+import re
+from collections.abc import Sequence
+
+import pulumi_aws as aws
+
+
+def one_subnet_per_zone(key: str, subnet_ids: Sequence[str]) -> None:
+    """An NLB takes one subnet per availability zone (CreateLoadBalancer refuses two)."""
+    seen: dict[str, str] = {}
+    for subnet_id in subnet_ids:
+        zone = aws.ec2.get_subnet(id=subnet_id).availability_zone
+        if zone in seen:
+            raise ValueError(
+                f"{key} lists {seen[zone]} and {subnet_id}, both in {zone}: a load balancer takes one "
+                "subnet per availability zone"
+            )
+        seen[zone] = subnet_id
+
+
+def name_in_zone(name_key: str, name: str, zone_key: str, zone_id: str) -> None:
+    """The pool's DNS name must lie in the hosted zone (Route53 answers InvalidChangeBatch otherwise)."""
+    zone = aws.route53.get_zone(zone_id=zone_id).name.rstrip(".")
+    if name != zone and not name.endswith(f".{zone}"):
+        raise ValueError(f"{name_key}={name!r} is not in the hosted zone {zone_key}={zone_id!r} ({zone})")
+
+
+def record_is_free(key: str, name: str, zone_id: str, load_balancer_name: str) -> None:
+    """No record of someone else's may hold the name: creating the alias would fail mid-update.
+
+    A record that is an alias to a load balancer this component named (``{load_balancer_name}-xxxxxxx``,
+    Pulumi's auto-name) is taken for this stack's own, from an earlier `pulumi up`.
+    """
+    found = aws.route53.get_records(
+        zone_id=zone_id,
+        name_regex=f"^{re.escape(name)}\\.?$",
+    ).resource_record_sets
+    ours = re.compile(
+        rf"^(dualstack\.)?(internal-)?{re.escape(load_balancer_name)}-[0-9a-f]{{7}}-", re.IGNORECASE
+    )
+    for record in found:
+        if record.type not in ("A", "AAAA", "CNAME"):
+            continue
+        target = record.alias_target.dns_name if record.alias_target else ""
+        if not ours.match(target or ""):
+            raise ValueError(
+                f"{key}={name!r} already has a {record.type} record in {zone_id} that pe-lb did not make; "
+                "delete it or choose another name"
+            )
