@@ -178,6 +178,14 @@ class StubPrimary:
         with self.lock:
             self.requests[certname] = puppet_request(common_name or certname, names, extensions)
 
+    @property
+    def signed(self) -> set[str]:
+        """Certnames with a certificate on the CA (after any `puppet node purge`)."""
+        with self.lock:
+            for marker in (self.root / "purged").iterdir():
+                self._purged(marker.name)
+            return set(self.certificates)
+
     def group(self, name: str) -> dict[str, Any]:
         return next(group for group in self.groups if group["name"] == name)
 
