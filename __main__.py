@@ -123,4 +123,9 @@ pulumi.export("targetGroupArns", {str(port): arn for port, arn in load_balancer.
 pulumi.export("compileMasterIds", compile_masters.instance_ids)
 pulumi.export("compileMasterPrivateIps", compile_masters.private_ips)
 pulumi.export("compileMasterCertnames", compile_masters.certnames)
+# poolctl status tells compile masters drained on purpose from ones out of rotation by surprise.
+pulumi.export(
+    "drainedCompileMasterIds",
+    compile_masters.instance_ids.apply(lambda ids: [ids[i] for i in settings.drained_compile_masters]),
+)
 pulumi.export("agentInstallCommand", load_balancer.pool_address.apply(pe.agent_install_command))

@@ -262,6 +262,28 @@ def no_open_ssh(args: ResourceValidationArgs, report: ReportViolation) -> None:
             report(f"SSH (port {pe.SSH_PORT}) is open to the whole internet; admit only adminCidrs", None)
 
 
+def no_open_ssh_in_pieces(args: StackValidationArgs, report: ReportViolation) -> None:
+    """0.0.0.0/1 and 128.0.0.0/1 together are the whole internet too (pe-no-open-ssh sees one rule)."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for resource in args.resources:
+        for ingress in ingress_of(resource.resource_type, resource.props):
+            if ingress.covers(pe.SSH_PORT) and not ingress.open_to_anywhere():
+                for source in ingress.sources:
+                    try:
+                        networks.append(ipaddress.ip_network(source, strict=False))
+                    except ValueError:
+                        continue
+    for everything in ANYWHERE:
+        same_family = [n for n in networks if n.version == everything.version]
+        if everything in ipaddress.collapse_addresses(same_family):  # type: ignore[type-var]
+            pieces = ", ".join(sorted(str(n) for n in same_family))
+            report(
+                f"SSH (port {pe.SSH_PORT}) is open to the whole internet in pieces ({pieces}); "
+                "admit only adminCidrs",
+                None,
+            )
+
+
 def pcp_connection_termination(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != TARGET_GROUP or pool_port(args.props) != pe.PCP_BROKER_PORT:
         return
@@ -417,6 +439,13 @@ RULES: list[Rule] = [
         compile_master_hardening,
     ),
     Rule("pe-no-open-ssh", "No security group admits SSH from 0.0.0.0/0 or ::/0.", MANDATORY, no_open_ssh),
+    Rule(
+        "pe-no-open-ssh-in-pieces",
+        "SSH rules do not add up to the whole internet (0.0.0.0/1 + 128.0.0.0/1).",
+        MANDATORY,
+        no_open_ssh_in_pieces,
+        stack=True,
+    ),
     Rule(
         "pe-pcp-connection-termination",
         "The 8142 target group ends the connections of deregistered brokers.",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
+import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +17,7 @@ import boto3
 import botocore.exceptions
 
 from components import pe
+from poolctl import stack
 from poolctl.pool import GONE, HEALTHY, INSTANCE_ID, Pool, PoolError, PoolStatus, TargetHealth
 from poolctl.probe import probe
 
@@ -58,10 +59,24 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, progress: Tex
         print(
             "poolctl: interrupted; the pool may be mid-change, check it with `status`", file=context.progress
         )
+    except BrokenPipeError:
+        # The reader went away (`poolctl status | head`): stop quietly, as Unix tools do, and keep
+        # the interpreter from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_ERROR
 
 
 # --- where the pool is ---------------------------------------------------------------------------
+
+
+def pool_outputs(args: argparse.Namespace) -> dict[str, Any]:
+    """The stack's outputs from --outputs or --stack; none with --load-balancer."""
+    if args.outputs:
+        path = Path(args.outputs)
+        return stack.read_outputs(path.read_text() if path.exists() else None, args.outputs)
+    if args.stack:
+        return stack.outputs(args.stack)
+    return {}
 
 
 def pool_reference(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -69,44 +84,19 @@ def pool_reference(args: argparse.Namespace) -> tuple[str | None, str | None]:
     address: str | None = getattr(args, "address", None)  # only probe takes --address
     if args.load_balancer:
         return args.load_balancer, address
-    if args.outputs:
-        path = Path(args.outputs)
-        outputs = read_outputs(path.read_text() if path.exists() else None, args.outputs)
-    elif args.stack:
-        outputs = stack_outputs(args.stack)
-    elif address:
-        return None, address
-    else:
+    if not (args.outputs or args.stack):
+        if address:
+            return None, address
         raise PoolError("say which pool: --load-balancer NAME_OR_ARN, --stack STACK or --outputs FILE")
+    outputs = pool_outputs(args)
     return outputs.get("loadBalancerArn"), address or outputs.get("poolAddress")
 
 
-def read_outputs(text: str | None, source: str) -> dict[str, Any]:
-    if text is None:
-        raise PoolError(
-            f"--outputs {source}: no such file (save one with `pulumi stack output --json > FILE`)"
-        )
-    try:
-        outputs = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise PoolError(f"{source} is not the JSON of `pulumi stack output --json`: {error}") from None
-    if not isinstance(outputs, dict):
-        raise PoolError(f"{source} is not the JSON of `pulumi stack output --json`")
-    return outputs
-
-
-def stack_outputs(stack: str) -> dict[str, Any]:
-    if not shutil.which("pulumi"):
-        raise PoolError(
-            "--stack needs the Pulumi CLI, which is not installed; pass --load-balancer NAME_OR_ARN, "
-            "or --outputs FILE saved with `pulumi stack output --json`"
-        )
-    run = subprocess.run(
-        ["pulumi", "stack", "output", "--json", "--stack", stack], capture_output=True, text=True, check=False
-    )
-    if run.returncode != 0:
-        raise PoolError(f"`pulumi stack output --stack {stack}` failed: {run.stderr.strip()}")
-    return read_outputs(run.stdout, f"stack {stack}")
+def drained_by_the_stack(args: argparse.Namespace) -> set[str]:
+    """Compile masters the stack keeps drained (its drainedCompileMasterIds output), if known."""
+    if args.load_balancer or not (args.outputs or args.stack):
+        return set()
+    return set(pool_outputs(args).get("drainedCompileMasterIds") or [])
 
 
 def session(args: argparse.Namespace, load_balancer: str) -> boto3.Session:
@@ -151,25 +141,24 @@ def client_problem(error: botocore.exceptions.ClientError) -> str:
 
 
 def cmd_status(context: Context) -> int:
-    status = context.pool().status()
+    status = context.pool().status(drained_by_the_stack(context.args))
     if context.args.json:
-        json.dump(status_json(status), context.out, indent=2)
-        context.out.write("\n")
+        emit_json(context, status_json(status))
     else:
         context.out.write(status_text(status))
-    return EXIT_OK if status.all_healthy else EXIT_UNHEALTHY
+    return EXIT_OK if status.all_healthy and not status.unexpectedly_out else EXIT_UNHEALTHY
 
 
 def cmd_drain(context: Context) -> int:
     instance_id = checked_instance_id(context.args.instance_id)
     pool = context.pool()
     status = pool.status()
-    if instance_id not in status.instances:
+    if instance_id not in status.in_rotation:
         raise PoolError(
             f"{instance_id} is not a target of {status.load_balancer_name}; "
-            f"its compile masters are: {', '.join(status.instances) or 'none'}"
+            f"its compile masters in rotation are: {', '.join(status.in_rotation) or 'none'}"
         )
-    others = [i for i in status.instances if i != instance_id and status.is_healthy(i)]
+    others = [i for i in status.in_rotation if i != instance_id and status.is_healthy(i)]
     if not others and not context.args.force:
         raise PoolError(
             f"refusing to drain {instance_id}: no other compile master is healthy on every port, so agents "
@@ -177,27 +166,58 @@ def cmd_drain(context: Context) -> int:
         )
     context.say(f"deregistering {instance_id} from the {', '.join(map(str, status.ports))} target groups")
     pool.deregister(instance_id)
-    return wait_for_instance(context, pool, instance_id, GONE, f"{instance_id} drained")
+    result = wait_for_instance(context, pool, instance_id, GONE, f"{instance_id} drained")
+    keep_drained(context, status.instances[instance_id].name, drain=True)
+    return result
 
 
 def cmd_undrain(context: Context) -> int:
     instance_id = checked_instance_id(context.args.instance_id)
     pool = context.pool()
-    instance = pool.instances([instance_id])[instance_id]
+    instance = pool.instances([instance_id]).get(instance_id)
+    if instance is None:
+        raise PoolError(f"no EC2 instance {instance_id} in this account and region")
     vpc = pool.load_balancer().get("VpcId")
     if instance.vpc_id != vpc:
         raise PoolError(f"{instance_id} is in {instance.vpc_id}, not in the load balancer's {vpc}")
     if instance.state != "running":
         raise PoolError(f"{instance_id} is {instance.state or 'not running'}; start it before undrain")
+    keep_drained(context, instance.name, drain=False)
     ports = ", ".join(map(str, pool.groups()))
     context.say(f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {ports} target groups")
     pool.register(instance_id)
     return wait_for_instance(context, pool, instance_id, HEALTHY, f"{instance_id} healthy on every port")
 
 
+def keep_drained(context: Context, name: str, *, drain: bool) -> None:
+    """Make the drain the stack's desired state too, or say how: else `pulumi up` undoes it."""
+    index = stack.pool_index(name)
+    verb = "out of" if drain else "back in"
+    if context.args.stack and index is not None:
+        current = stack.drained(context.args.stack)
+        wanted = sorted({*current, index}) if drain else [i for i in current if i != index]
+        if wanted != current:
+            stack.set_drained(context.args.stack, wanted)
+        context.say(
+            f"stack {context.args.stack}: {stack.DRAINED_KEY} = {wanted}, so `pulumi refresh` and "
+            f"`pulumi up` keep {name} {verb} rotation"
+        )
+        return
+    where = (
+        f"pool index {index}" if index is not None else f"the pool index in its Name tag ({name or 'none'})"
+    )
+    action = "add" if drain else "remove"
+    context.say(
+        f"to keep it {verb} rotation across `pulumi refresh` and `pulumi up`, {action} {where} "
+        f"{'to' if drain else 'from'} the stack's {stack.DRAINED_KEY} (poolctl does it with --stack)"
+    )
+
+
 def cmd_wait_healthy(context: Context) -> int:
     pool = context.pool()
-    done = wait_for(context, pool.status, lambda status: status.all_healthy, "every compile master healthy")
+    done, _, _ = wait_for(
+        context, pool.status, lambda status: status.all_healthy, "every compile master healthy"
+    )
     return EXIT_OK if done else EXIT_UNHEALTHY
 
 
@@ -211,8 +231,7 @@ def cmd_probe(context: Context) -> int:
         address, cacert=context.args.cacert, connect_to=context.args.connect_to, port=context.args.port
     )
     if context.args.json:
-        json.dump({**asdict(result), "ok": result.ok}, context.out, indent=2)
-        context.out.write("\n")
+        emit_json(context, {**asdict(result), "ok": result.ok})
     else:
         chain = (
             "verified against " + context.args.cacert
@@ -242,33 +261,79 @@ def cmd_probe(context: Context) -> int:
 
 def wait_for_instance(context: Context, pool: Pool, instance_id: str, state: str, goal: str) -> int:
     """Wait until the instance is in ``state`` in every pool port's target group."""
-    done = wait_for(
+    done, _, _ = wait_for(
         context,
         lambda: pool.target_health(instance_id),
         lambda health: all(h.state == state for h in health.values()),
         goal,
+        instance_id=instance_id,
     )
     return EXIT_OK if done else EXIT_UNHEALTHY
 
 
-def wait_for(context: Context, read: Callable[[], Any], done: Callable[[Any], bool], goal: str) -> bool:
-    """Poll ``read`` until ``done``, printing progress when it changes; False on --timeout."""
+HEARTBEAT_SECONDS = 30
+"""A progress line at least this often while waiting, so a caller (and a CI log) sees life."""
+
+
+def wait_for(
+    context: Context,
+    read: Callable[[], Any],
+    done: Callable[[Any], bool],
+    goal: str,
+    instance_id: str | None = None,
+) -> tuple[bool, Any, float]:
+    """Poll ``read`` until ``done``, printing progress when it changes and every 30 s; False on timeout."""
     started = time.monotonic()
-    last = ""
+    last, last_said = "", started
     while True:
         value = read()
-        elapsed = time.monotonic() - started
+        now = time.monotonic()
+        elapsed = now - started
         line = progress_line(value)
-        if line != last:
+        if line != last or now - last_said >= HEARTBEAT_SECONDS:
             context.say(f"  [{elapsed:5.0f}s] {line}")
-            last = line
-        if done(value):
+            last, last_said = line, now
+        finished = done(value)
+        if finished:
             context.say(f"{goal} after {elapsed:.0f}s")
-            return True
-        if elapsed >= context.args.timeout:
+        elif elapsed >= context.args.timeout:
             context.say(f"timed out after {context.args.timeout:g}s waiting for {goal}: {line}")
-            return False
-        time.sleep(context.args.interval)
+        if finished or elapsed >= context.args.timeout:
+            if context.args.json:
+                emit_json(context, wait_json(goal, finished, elapsed, value, instance_id))
+            return finished, value, elapsed
+        # Wake by the next heartbeat at the latest.
+        time.sleep(max(0.01, min(context.args.interval, last_said + HEARTBEAT_SECONDS - now)))
+
+
+def wait_json(goal: str, done: bool, elapsed: float, value: Any, instance_id: str | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"goal": goal, "done": done, "elapsedSeconds": round(elapsed, 1)}
+    if instance_id:
+        result["instanceId"] = instance_id
+    if isinstance(value, PoolStatus):
+        result["pool"] = status_json(value)
+    else:
+        result["health"] = {str(port): asdict(health) for port, health in value.items()}
+    return result
+
+
+def emit_json(context: Context, data: Any) -> None:
+    """One key style (camelCase) for every command's --json."""
+    json.dump(camel_keys(data), context.out, indent=2)
+    context.out.write("\n")
+
+
+def camel_keys(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {_camel(str(key)): camel_keys(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [camel_keys(value) for value in data]
+    return data
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def progress_line(value: Any) -> str:
@@ -310,18 +375,28 @@ def status_text(status: PoolStatus) -> str:
         )
     ports = list(status.ports)
     # Each port's column names its own check: 8140 puppetserver's status, 8142 the broker's.
-    header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", *(f"{p} {check_label(status.ports[p])}" for p in ports)]
+    header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", "ROTATION",
+              *(f"{p} {check_label(status.ports[p])}" for p in ports)]  # fmt: skip
     rows = [
         [i.instance_id, i.name or "-", i.private_ip or "-", i.availability_zone or "-",
-         *(str(status.health(i.instance_id, port)) for port in ports)]
+         status.rotation(i.instance_id), *(str(status.health(i.instance_id, port)) for port in ports)]
         for i in status.instances.values()
     ]  # fmt: skip
     widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
     lines.append("")
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
               for row in [header, *rows]]  # fmt: skip
-    healthy = sum(status.is_healthy(i) for i in status.instances)
-    lines.append(f"\n{healthy} of {len(status.instances)} compile masters healthy on every port")
+    healthy = sum(status.is_healthy(i) for i in status.in_rotation)
+    lines.append(
+        f"\n{healthy} of {len(status.in_rotation)} compile masters in rotation healthy on every port"
+    )
+    if status.drained:
+        lines.append(f"{len(status.drained)} drained on purpose (drainedCompileMasters)")
+    if status.unexpectedly_out:
+        lines.append(
+            f"{len(status.unexpectedly_out)} out of rotation and not drained by the stack: "
+            f"{', '.join(status.unexpectedly_out)} (poolctl undrain, or `pulumi up`)"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -359,6 +434,7 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
             {
                 "instanceId": i.instance_id,
                 "name": i.name,
+                "rotation": status.rotation(i.instance_id),
                 "privateIp": i.private_ip,
                 "availabilityZone": i.availability_zone,
                 "health": {
@@ -369,6 +445,7 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
             for i in status.instances.values()
         ],
         "healthy": status.all_healthy,
+        "outOfRotation": status.unexpectedly_out,
     }
 
 
@@ -418,7 +495,7 @@ def parser() -> argparse.ArgumentParser:
         "--connect-to", metavar="HOST", help="connect here instead, still checking the pool name"
     )
     check.add_argument(
-        "--port", type=int, default=pe.PUPPETSERVER_PORT, help=f"port ({pe.PUPPETSERVER_PORT})"
+        "--port", type=port_number, default=pe.PUPPETSERVER_PORT, help=f"port ({pe.PUPPETSERVER_PORT})"
     )
     check.set_defaults(run=cmd_probe)
     return top
@@ -429,6 +506,12 @@ def positive_seconds(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be more than 0 seconds")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number of seconds above 0")
     return seconds
+
+
+def port_number(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1..65535)")
+    return int(value)

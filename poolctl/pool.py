@@ -76,6 +76,19 @@ class PoolStatus:
     scheme: str
     ports: dict[int, PortGroup]
     instances: dict[str, Instance]
+    """Every compile master: registered in a target group, or tagged as one in the NLB's VPC."""
+    drained: set[str] = field(default_factory=set)
+    """Compile masters the stack keeps out of rotation (drainedCompileMasters)."""
+
+    @property
+    def in_rotation(self) -> list[str]:
+        return [i for i in self.instances if any(i in group.targets for group in self.ports.values())]
+
+    def rotation(self, instance_id: str) -> str:
+        """in (registered), drained (by the stack's config) or out (neither: should it be?)."""
+        if instance_id in self.in_rotation:
+            return "in"
+        return "drained" if instance_id in self.drained else "out"
 
     def health(self, instance_id: str, port: int) -> TargetHealth:
         return self.ports[port].targets.get(instance_id, NOT_REGISTERED)
@@ -85,7 +98,13 @@ class PoolStatus:
 
     @property
     def all_healthy(self) -> bool:
-        return bool(self.instances) and all(self.is_healthy(i) for i in self.instances)
+        """Every compile master in rotation healthy on every port (what the health gate waits for)."""
+        return bool(self.in_rotation) and all(self.is_healthy(i) for i in self.in_rotation)
+
+    @property
+    def unexpectedly_out(self) -> list[str]:
+        """Compile masters neither in rotation nor drained on purpose."""
+        return [i for i in self.instances if self.rotation(i) == "out"]
 
 
 def client_config() -> botocore.config.Config:
@@ -173,7 +192,7 @@ class Pool:
             ),
         )
 
-    def status(self) -> PoolStatus:
+    def status(self, drained: set[str] | None = None) -> PoolStatus:
         balancer = self.load_balancer()
         groups = self.groups()
         for group in groups.values():
@@ -182,8 +201,10 @@ class Pool:
                 for d in self._describe_health(group, None)
                 if d["Target"]["Id"].startswith("i-")
             }
-        ids = sorted({i for group in groups.values() for i in group.targets})
+        registered = {i for group in groups.values() for i in group.targets}
+        ids = sorted(registered | self._tagged_compile_masters(balancer.get("VpcId", "")))
         return PoolStatus(
+            drained=set(drained or ()) & set(ids),
             load_balancer_name=balancer["LoadBalancerName"],
             load_balancer_arn=balancer["LoadBalancerArn"],
             dns_name=balancer["DNSName"],
@@ -191,6 +212,16 @@ class Pool:
             ports=groups,
             instances=self.instances(ids),
         )
+
+    def _tagged_compile_masters(self, vpc_id: str) -> set[str]:
+        """Compile masters in the NLB's VPC, registered or not: drained ones must show, not vanish."""
+        filters = [
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": f"tag:{pe.ROLE_TAG}", "Values": [pe.COMPILE_MASTER_ROLE]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ]
+        pages = self.ec2.get_paginator("describe_instances").paginate(Filters=filters)
+        return {item["InstanceId"] for page in pages for r in page["Reservations"] for item in r["Instances"]}
 
     def instances(self, ids: list[str]) -> dict[str, Instance]:
         if not ids:

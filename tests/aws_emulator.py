@@ -65,7 +65,13 @@ def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:
             MaxCount=1,
             SubnetId=subnets[index % len(subnets)],
             TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": f"pe-lb-{index}"}]}
+                {
+                    "ResourceType": "instance",
+                    "Tags": [
+                        {"Key": "Name", "Value": f"pe-lb-{index}"},
+                        {"Key": pe.ROLE_TAG, "Value": pe.COMPILE_MASTER_ROLE},
+                    ],
+                }
             ],
         )["Instances"][0]
         instance_ids.append(instance["InstanceId"])

@@ -45,15 +45,17 @@ def test_scaling_in_removes_one_compile_master_and_replaces_nothing(stack_config
 
 @pytest.mark.parametrize(
     "after",
-    [{"amiId": "ami-0fedcba9876543210"}, {"instanceType": "m6i.2xlarge"}, {"rootVolumeSizeGb": 50}],
-    ids=["image", "instance type", "nothing"],
+    [{"amiId": "ami-0fedcba9876543210"}, {"instanceType": "m6i.2xlarge"}, {"rootVolumeSizeGb": 100}],
+    ids=["image", "instance type", "bigger volume"],
 )
 def test_a_new_image_or_type_replaces_compile_masters_by_joining_new_ones_first(
     stack_config: dict[str, Any], after: dict[str, Any]
 ) -> None:
     result = change(stack_config, **after)
-    if after == {"rootVolumeSizeGb": 50}:
-        assert result.names("replace") == set() and result.names("update") == set()
+    if "rootVolumeSizeGb" in after:
+        # EBS grows in place: an update of each instance, nothing replaced or restarted.
+        assert result.names("replace") == set()
+        assert result.names("update") == {"pe-lb-0", "pe-lb-1", "pe-lb-2"}
         return
     # Every compile master, its join (a new certname) and its attachments: created anew,
     # the old ones deleted at the end (dependents first: out of rotation, leave, terminate).
@@ -163,5 +165,6 @@ def test_draining_a_compile_master_takes_only_it_out_of_rotation(stack_config: d
     # Still joined to PE, and still a compile master pe_repo waits for.
     assert result.op(COMMAND, "pe-lb-1-join") == "same"
     assert result.op(COMMAND, "pe-lb-pe-repo") == "same"
+    assert result.after.outputs["drainedCompileMasterIds"] == [result.after.outputs["compileMasterIds"][1]]
     undrained = plan(result.after, run_main(stack_config))
     assert undrained.names("create") == {"pe-lb-1-8140", "pe-lb-1-8142"}

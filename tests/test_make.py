@@ -31,3 +31,21 @@ def test_make_up_without_pulumi_cli_stops_with_install_instructions(tmp_path: Pa
     assert "https://get.pulumi.com" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (work / ".venv").exists()  # stopped before doing anything
+
+
+def fake_pulumi(tmp_path: Path, version: str) -> dict[str, str]:
+    bin_dir = tmp_path / f"pulumi-{version}"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(f"#!/bin/sh\necho v{version}\n")
+    (bin_dir / "pulumi").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_an_older_pulumi_cli_is_refused_with_the_version_needed(tmp_path: Path) -> None:
+    script = str(PROJECT_DIR / "scripts" / "require-pulumi")
+    old = subprocess.run([script], env=fake_pulumi(tmp_path, "3.150.2"), capture_output=True, text=True)
+    assert old.returncode == 1
+    assert "the Pulumi CLI is 3.150.2; pe-lb needs 3.208.0 or newer" in old.stderr
+    for version in ("3.208.0", "3.215.1"):
+        new = subprocess.run([script], env=fake_pulumi(tmp_path, version), capture_output=True, text=True)
+        assert new.returncode == 0, new.stderr

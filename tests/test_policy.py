@@ -304,6 +304,22 @@ MUTATIONS: list[tuple[str, dict[str, Any], Any, str, str]] = [
         "SSH (port 22) is open",
     ),
     (
+        "open SSH in pieces",
+        {"adminCidrs": ["192.0.2.0/24", "198.51.100.0/24"]},
+        lambda aws: mutate(
+            aws.vpc.SecurityGroupIngressRule,
+            lambda p: (
+                p.update(
+                    cidr_ipv4={"192.0.2.0/24": "0.0.0.0/1", "198.51.100.0/24": "128.0.0.0/1"}[p["cidr_ipv4"]]
+                )
+                if p.get("from_port") == 22
+                else None
+            ),
+        ),
+        "pe-no-open-ssh-in-pieces",
+        "SSH (port 22) is open to the whole internet in pieces (0.0.0.0/1, 128.0.0.0/1)",
+    ),
+    (
         "status path /",
         {},
         lambda aws: mutate(aws.lb.TargetGroup, lambda p: p.update(health_check={**_health(p), "path": "/"})),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import itertools
 import json
 import os
 import shlex
@@ -30,7 +31,7 @@ from moto.server import ThreadedMotoServer
 
 from components.pool_health_gate import wait_healthy_command
 from poolctl import cli
-from poolctl.pool import HEALTHY, PoolError
+from poolctl.pool import HEALTHY, PoolError, TargetHealth
 from tests.aws_emulator import REGION, EmulatedPool, build_pool, free_port
 from tests.harness import PROJECT_DIR
 
@@ -98,7 +99,7 @@ def test_status_all_healthy(pool: EmulatedPool) -> None:
     header = next(line for line in run.out.splitlines() if line.startswith("INSTANCE"))
     assert "8140 HTTPS :8140/status/v1/simple " in header
     assert header.endswith("8142 HTTPS :8140/status/v1/simple/broker-service")
-    assert "3 of 3 compile masters healthy on every port" in run.out
+    assert "3 of 3 compile masters in rotation healthy on every port" in run.out
 
 
 def test_status_json(pool: EmulatedPool) -> None:
@@ -137,7 +138,7 @@ def test_stopped_compile_master_makes_status_exit_1(pool: EmulatedPool) -> None:
     assert run.code == 1
     row = next(line for line in run.out.splitlines() if line.startswith(stopped))
     assert row.count("unused (Target.InvalidState)") == 2
-    assert "2 of 3 compile masters healthy on every port" in run.out
+    assert "2 of 3 compile masters in rotation healthy on every port" in run.out
 
 
 def test_unknown_load_balancer(pool: EmulatedPool) -> None:
@@ -443,3 +444,187 @@ def test_undrain_refuses_a_stopped_instance(pool: EmulatedPool) -> None:
     pool.ec2.describe_instances(InstanceIds=[victim])
     run = poolctl("undrain", victim, *pool.cli_args())
     one_line_error(run, f"{victim} is stopped; start it before undrain")
+
+
+# --- drained on purpose, and out of rotation by surprise ---------------------------------------
+
+
+STUB_PULUMI = """#!/bin/bash
+# Stub Pulumi CLI: records each call; stack outputs and drainedCompileMasters from files.
+echo "pulumi $*" >> "$STUB_DIR/pulumi.calls"
+case "$1 $2" in
+  "stack output") cat "$STUB_DIR/outputs.json" ;;
+  "config get")
+    if [[ -s $STUB_DIR/drained.json ]]; then
+      list=$(cat "$STUB_DIR/drained.json")
+      echo "{\\"value\\": \\"$list\\", \\"objectValue\\": $list}"
+    else
+      echo "error: configuration key 'drainedCompileMasters' not found for stack 'dev'" >&2; exit 255
+    fi ;;
+  "config rm") : > "$STUB_DIR/drained.json" ;;
+  "config set") ;;
+esac
+"""
+
+
+@pytest.fixture
+def stub_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool: EmulatedPool) -> Path:
+    binary = tmp_path / "bin" / "pulumi"
+    binary.parent.mkdir()
+    binary.write_text(STUB_PULUMI)
+    binary.chmod(0o755)
+    (tmp_path / "outputs.json").write_text(json.dumps({"loadBalancerArn": pool.load_balancer_arn}))
+    monkeypatch.setenv("PATH", f"{binary.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("STUB_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_status_shows_compile_masters_out_of_rotation_instead_of_hiding_them(pool: EmulatedPool) -> None:
+    out = pool.instance_ids[2]
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": out, "Port": port}])
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 1, "a compile master out of rotation that nobody drained on purpose"
+    row = next(line for line in run.out.splitlines() if line.startswith(out))
+    assert " out " in row and row.count("unused (Target.NotRegistered)") == 2
+    assert "2 of 2 compile masters in rotation healthy on every port" in run.out
+    assert f"1 out of rotation and not drained by the stack: {out}" in run.out
+    assert poolctl("status", "--json", *pool.cli_args()).json["outOfRotation"] == [out]
+
+
+def test_a_compile_master_the_stack_drains_is_shown_as_drained(pool: EmulatedPool, tmp_path: Path) -> None:
+    drained = pool.instance_ids[0]
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": drained, "Port": port}])
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps({"loadBalancerArn": pool.load_balancer_arn, "drainedCompileMasterIds": [drained]})
+    )
+    run = poolctl("status", "--outputs", str(outputs), "--endpoint-url", pool.endpoint)
+    assert run.code == 0, run.out
+    row = next(line for line in run.out.splitlines() if line.startswith(drained))
+    assert " drained " in row
+    assert "1 drained on purpose (drainedCompileMasters)" in run.out
+
+
+def test_drain_says_how_to_keep_it_drained(pool: EmulatedPool) -> None:
+    run = poolctl("drain", pool.instance_ids[1], "--interval", "0.05", *pool.cli_args())
+    assert run.code == 0, run.err
+    assert (
+        "to keep it out of rotation across `pulumi refresh` and `pulumi up`, add pool index 1 to the "
+        "stack's drainedCompileMasters (poolctl does it with --stack)"
+    ) in run.err
+
+
+def test_drain_with_a_stack_makes_it_the_stacks_desired_state(pool: EmulatedPool, stub_pulumi: Path) -> None:
+    (stub_pulumi / "drained.json").write_text("[0]")
+    run = poolctl(
+        "drain", pool.instance_ids[2], "--stack", "dev", "--interval", "0.05", "--endpoint-url", pool.endpoint
+    )
+    assert run.code == 0, run.err
+    calls = (stub_pulumi / "pulumi.calls").read_text().splitlines()
+    assert calls[-3:] == [
+        "pulumi config rm drainedCompileMasters --stack dev",
+        "pulumi config set --path drainedCompileMasters[0] 0 --stack dev",
+        "pulumi config set --path drainedCompileMasters[1] 2 --stack dev",
+    ]
+    assert "stack dev: drainedCompileMasters = [0, 2]" in run.err
+
+
+def test_undrain_with_a_stack_takes_it_out_of_the_drained_list(pool: EmulatedPool, stub_pulumi: Path) -> None:
+    (stub_pulumi / "drained.json").write_text("[1]")
+    victim = pool.instance_ids[1]
+    poolctl("drain", victim, "--interval", "0.05", *pool.cli_args())
+    run = poolctl("undrain", victim, "--stack", "dev", "--interval", "0.05", "--endpoint-url", pool.endpoint)
+    assert run.code == 0, run.err
+    calls = (stub_pulumi / "pulumi.calls").read_text().splitlines()
+    assert "pulumi config rm drainedCompileMasters --stack dev" in calls
+    assert not any(call.startswith("pulumi config set") for call in calls)
+    assert "drainedCompileMasters = []" in run.err
+
+
+# --- faults: no traceback, a heartbeat, JSON everywhere ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["wait-healthy", "--timeout", "nan"], "'nan' must be a finite number of seconds above 0"),
+        (["wait-healthy", "--timeout", "inf"], "'inf' must be a finite number of seconds above 0"),
+        (
+            ["probe", "--address", "pool.example.com", "--port", "70000"],
+            "'70000' is not a TCP port (1..65535)",
+        ),
+        (["probe", "--address", "pool.example.com", "--port", "0"], "'0' is not a TCP port (1..65535)"),
+    ],
+)
+def test_bad_flags_are_usage_errors_without_a_traceback(argv: list[str], message: str) -> None:
+    run = subprocess.run(
+        [str(PROJECT_DIR / ".venv" / "bin" / "python"), "-m", "poolctl", *argv],
+        capture_output=True, text=True, check=False, cwd=PROJECT_DIR,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(pool: EmulatedPool) -> None:
+    command = [
+        str(PROJECT_DIR / ".venv" / "bin" / "python"),
+        "-m",
+        "poolctl",
+        "status",
+        "--json",
+        *pool.cli_args(),
+    ]
+    shell = f"{shlex.join(command)} | head -c 1"
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=False, cwd=PROJECT_DIR)
+    assert run.stdout == "{"
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr
+
+
+def test_waiting_prints_a_heartbeat_at_least_every_30_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    args = cli.parser().parse_args(
+        ["wait-healthy", "--load-balancer", "x", "--timeout", "100", "--interval", "7"]
+    )
+    progress = io.StringIO()
+    context = cli.Context(args, io.StringIO(), progress)
+    done, _, _ = cli.wait_for(context, lambda: {8140: HEALTHY_NOT}, lambda _: False, "never")
+    assert not done
+    stamps = [
+        float(line.split("]")[0].strip(" [s")) for line in progress.getvalue().splitlines() if "[" in line
+    ]
+    assert stamps[0] == 0 and all(b - a <= 30 for a, b in itertools.pairwise(stamps))
+    assert len(stamps) >= 4, "the same state, said again while waiting"
+
+
+HEALTHY_NOT = TargetHealth("unhealthy", "Target.Timeout")
+
+
+def test_every_command_speaks_json_in_one_key_style(pool: EmulatedPool) -> None:
+    victim = pool.instance_ids[0]
+    for argv in (["status"], ["wait-healthy"], ["drain", victim], ["undrain", victim]):
+        run = (
+            poolctl(*argv, "--json", "--interval", "0.05", *pool.cli_args())
+            if argv != ["status"]
+            else poolctl(*argv, "--json", *pool.cli_args())
+        )
+        assert run.code == 0, (argv, run.err)
+        keys = _all_keys(run.json)
+        assert keys and all("_" not in key for key in keys), (argv, sorted(k for k in keys if "_" in k))
+    drained = poolctl("drain", victim, "--json", "--interval", "0.05", *pool.cli_args()).json
+    assert drained["instanceId"] == victim and drained["done"] is True
+    assert set(drained["health"]) == {"8140", "8142"}
+
+
+def _all_keys(data: Any) -> set[str]:
+    if isinstance(data, dict):
+        return {key for key in data if not key.isdigit()} | {
+            k for value in data.values() for k in _all_keys(value)
+        }
+    if isinstance(data, list):
+        return {k for value in data for k in _all_keys(value)}
+    return set()

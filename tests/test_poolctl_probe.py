@@ -161,7 +161,8 @@ def test_json_output(ca: LocalCA, serve: Serve, tmp_path: Path) -> None:
     assert cli.main(argv, out=out, progress=io.StringIO()) == 0
     result = json.loads(out.getvalue())
     assert result["ok"] is True and result["status"] == 200
-    assert result["certificate_names"] == ["*.example.com"]
+    assert result["certificateNames"] == ["*.example.com"]
+    assert result["installerNamesPool"] is True and result["nameValid"] is True
 
 
 def test_pool_address_from_saved_outputs(ca: LocalCA, serve: Serve, tmp_path: Path) -> None:
