@@ -93,7 +93,8 @@ if settings.wait_for_healthy:
             {
                 "load_balancer_arn": load_balancer.arn,
                 "timeout_seconds": settings.wait_for_healthy_timeout_seconds,
-                "aws_profile": pulumi.Config("aws").get("profile"),
+                # The account and role the AWS provider uses, so the gate reads the same pool.
+                **stack_config.aws_provider_settings(pulumi.Config("aws")),
                 "rerun_on": [compile_masters.instance_ids],
             },
             opts=pulumi.ResourceOptions(depends_on=[load_balancer, compile_masters]),
@@ -119,7 +120,7 @@ if settings.agents_use_pool:
 pulumi.export("poolAddress", load_balancer.pool_address)
 pulumi.export("loadBalancerArn", load_balancer.arn)
 pulumi.export("loadBalancerDnsName", load_balancer.dns_name)
-pulumi.export("targetGroupArns", {str(port): arn for port, arn in load_balancer.target_group_arns.items()})
+pulumi.export("targetGroupArns", load_balancer.target_group_arns)
 pulumi.export("compileMasterIds", compile_masters.instance_ids)
 pulumi.export("compileMasterPrivateIps", compile_masters.private_ips)
 pulumi.export("compileMasterCertnames", compile_masters.certnames)

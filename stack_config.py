@@ -20,6 +20,7 @@ from components.compile_master_pool import (
 from components.network import RESERVED_TAGS
 from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
 from components.pool_health_gate import TIMEOUT_SECONDS_RANGE as WAIT_SECONDS_RANGE
+from components.pool_health_gate import AwsAccountArgs
 from components.primary import DEFAULT_SSH_USER, ssh_host_key, ssh_user
 
 PROJECT = "pe-lb"
@@ -108,6 +109,22 @@ def load() -> StackSettings:
             if pulumi.runtime.is_config_secret(prefix + key):
                 secret.add(key)
     return parse(raw, secret)
+
+
+def aws_provider_settings(aws: pulumi.Config) -> AwsAccountArgs:
+    """Region, profile and role the AWS provider takes from the stack's aws: config.
+
+    Credentials from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, SSO, instance roles)
+    reach the health gate as they reach the provider: it runs in the same environment.
+    """
+    roles = aws.get_object("assumeRoles") or []
+    single = aws.get_object("assumeRole") or {}
+    role = (roles[0] if isinstance(roles, list) and roles else single) or {}
+    return {
+        "aws_region": aws.get("region"),
+        "aws_profile": aws.get("profile"),
+        "aws_role_arn": role.get("roleArn") if isinstance(role, dict) else None,
+    }
 
 
 def check_against_aws(settings: StackSettings) -> None:
@@ -371,7 +388,7 @@ KNOWN_KEYS: dict[str, str] = {
     "sshPrivateKey": "SSH private key for the primary (secret)",
     "keyName": "EC2 key pair for the compile masters",
     "adminCidrs": "networks admitted to SSH on the compile masters",
-    "primaryCidrs": "the primary's addresses, admitted to 8140/8142 on compile masters (join checks them)",
+    "primaryCidrs": "the primary's addresses, admitted to 8140/8142 on compile masters (join checks)",
     "tags": "tags for every resource",
     "waitForHealthy": "wait (poolctl wait-healthy) before pointing pe_repo at the pool",
     "agentsUsePool": "point PE Agent (server_list, primary_uris, pcp_broker_list) at the pool",

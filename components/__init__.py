@@ -1,13 +1,36 @@
 """Reusable Pulumi components for a PE compile-master pool behind an AWS NLB.
 
-from components import CompileMasterPool, PeAgentPoolAddress, PeRepoPoolAddress, PuppetLoadBalancer
+    from pe_lb import CompileMasterPool, PeAgentPoolAddress, PeRepoPoolAddress, PuppetLoadBalancer
+
+(``components`` inside this project's own folder.) The components load on first use, so
+``pe_lb.pe`` (ports, status paths, timing) imports without the provider SDKs: the policy
+pack and poolctl use it so.
 """
 
-from components.compile_master_pool import CompileMasterPool, CompileMasterPoolArgs
-from components.load_balancer import PuppetLoadBalancer, PuppetLoadBalancerArgs
-from components.pe_agent import PeAgentPoolAddress, PeAgentPoolAddressArgs
-from components.pe_repo import PeRepoPoolAddress, PeRepoPoolAddressArgs
-from components.pool_health_gate import PoolHealthGate, PoolHealthGateArgs
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .compile_master_pool import CompileMasterPool, CompileMasterPoolArgs
+    from .load_balancer import PuppetLoadBalancer, PuppetLoadBalancerArgs
+    from .pe_agent import PeAgentPoolAddress, PeAgentPoolAddressArgs
+    from .pe_repo import PeRepoPoolAddress, PeRepoPoolAddressArgs
+    from .pool_health_gate import PoolHealthGate, PoolHealthGateArgs
+    from .primary import PrimaryAccessArgs
+
+_EXPORTS = {
+    "CompileMasterPool": "compile_master_pool",
+    "CompileMasterPoolArgs": "compile_master_pool",
+    "PeAgentPoolAddress": "pe_agent",
+    "PeAgentPoolAddressArgs": "pe_agent",
+    "PeRepoPoolAddress": "pe_repo",
+    "PeRepoPoolAddressArgs": "pe_repo",
+    "PoolHealthGate": "pool_health_gate",
+    "PoolHealthGateArgs": "pool_health_gate",
+    "PrimaryAccessArgs": "primary",
+    "PuppetLoadBalancer": "load_balancer",
+    "PuppetLoadBalancerArgs": "load_balancer",
+}
 
 __all__ = [
     "CompileMasterPool",
@@ -18,6 +41,13 @@ __all__ = [
     "PeRepoPoolAddressArgs",
     "PoolHealthGate",
     "PoolHealthGateArgs",
+    "PrimaryAccessArgs",
     "PuppetLoadBalancer",
     "PuppetLoadBalancerArgs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

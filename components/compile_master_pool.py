@@ -8,10 +8,10 @@ from typing import NotRequired
 import pulumi
 import pulumi_aws as aws
 
-from components import pe, validation
-from components.network import admit_cidrs, tagged
-from components.primary import PrimaryAccess, PrimaryAccessArgs, primary_command
-from components.scripts import read_script
+from . import pe, validation
+from .network import RESERVED_TAGS, admit_cidrs, tagged
+from .primary import PrimaryAccess, PrimaryAccessArgs, primary_command
+from .scripts import read_script
 
 DEFAULT_COUNT = 2
 DEFAULT_INSTANCE_TYPE = "m6i.xlarge"
@@ -32,13 +32,13 @@ class CompileMasterPoolArgs(PrimaryAccessArgs):
     """DNS name agents use for the pool; it goes into each compile master's certificate."""
     vpc_id: pulumi.Input[str]
     """VPC of the subnets."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Subnets the compile masters are spread over, round-robin."""
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Subnets the compile masters are spread over, round-robin; each keeps the one it was made in."""
     load_balancer_security_group_id: pulumi.Input[str]
     """The NLB's security group, admitted to 8140 and 8142."""
-    target_group_arns: Mapping[int, pulumi.Input[str]]
-    """Target group per port (8140, 8142) each compile master joins."""
-    primary_cidrs: Sequence[str]
+    target_group_arns: Mapping[str, pulumi.Input[str]]
+    """Target group per port ("8140", "8142") each compile master joins."""
+    primary_cidrs: pulumi.Input[Sequence[str]]
     """Addresses of the primary (and replica), admitted to 8140 and 8142: the join checks each
     compile master's status from the primary."""
     count: NotRequired[int]
@@ -52,13 +52,14 @@ class CompileMasterPoolArgs(PrimaryAccessArgs):
     """Size of the encrypted root volume (default 50)."""
     key_name: NotRequired[str | None]
     """EC2 key pair for SSH."""
-    admin_cidrs: NotRequired[Sequence[str]]
-    """Networks admitted to SSH."""
-    tags: NotRequired[Mapping[str, str]]
-    """Tags for every resource that takes them."""
-    drained: NotRequired[Sequence[int]]
+    admin_cidrs: NotRequired[pulumi.Input[Sequence[str]]]
+    """Networks admitted to SSH; never the whole internet."""
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags for every resource that takes them (load balancers' tag rules)."""
+    drained: NotRequired[pulumi.Input[Sequence[int]]]
     """Pool indexes (the -<index> of the Name tag) kept out of both target groups: still joined
-    to PE, serving no agent, across `pulumi refresh` and `pulumi up`."""
+    to PE, serving no agent, across `pulumi refresh` and `pulumi up`. It decides which
+    attachments exist, so it must be known when the program runs (not another resource's output)."""
 
 
 class CompileMasterPool(pulumi.ComponentResource):
@@ -78,22 +79,41 @@ class CompileMasterPool(pulumi.ComponentResource):
     ) -> None:
         count = validation.int_in_range("count", args.get("count", DEFAULT_COUNT), 1, MAX_COMPILE_MASTERS)
         access = PrimaryAccess.checked(args)
-        admin_cidrs = validation.cidr_list("admin_cidrs", args.get("admin_cidrs", []))
-        primary_cidrs = validation.cidr_list("primary_cidrs", args["primary_cidrs"], allow_empty=False)
+        admin_cidrs = validation.checked(
+            args.get("admin_cidrs", []),
+            lambda cidrs: validation.not_the_internet(
+                "admin_cidrs", validation.cidr_list("admin_cidrs", cidrs)
+            ),
+        )
+        primary_cidrs = validation.checked(
+            args["primary_cidrs"],
+            lambda cidrs: validation.cidr_list("primary_cidrs", cidrs, allow_empty=False, ipv4_only=True),
+        )
+        tags = validation.checked(
+            args.get("tags") or {}, lambda given: validation.tags("tags", given, RESERVED_TAGS)
+        )
         root_volume_size_gb = validation.int_in_range(
             "root_volume_size_gb",
             args.get("root_volume_size_gb", DEFAULT_ROOT_VOLUME_GB),
             *ROOT_VOLUME_GB_RANGE,
         )
-        subnet_ids = list(args["subnet_ids"])
-        if not subnet_ids:
-            raise ValueError("subnet_ids must list at least one subnet")
-        if not all(isinstance(i, int) and 0 <= i < count for i in args.get("drained", ())):
-            raise ValueError(f"drained={list(args.get('drained', ()))} must list pool indexes 0..{count - 1}")
-        if set(args["target_group_arns"]) != set(pe.POOL_PORTS):
-            raise ValueError(f"target_group_arns must map exactly the ports {pe.POOL_PORTS}")
+        subnet_ids = validation.checked(args["subnet_ids"], _at_least_one_subnet)
+        drained_given = args.get("drained", [])
+        if isinstance(drained_given, pulumi.Output) or not all(
+            isinstance(i, int) and 0 <= i < count
+            for i in drained_given  # type: ignore[union-attr]
+        ):
+            raise ValueError(
+                f"drained={drained_given!r} must list pool indexes 0..{count - 1}, "
+                "known when the program runs"
+            )
+        drained = set(drained_given)  # type: ignore[arg-type]
+        if set(args["target_group_arns"]) != {str(port) for port in pe.POOL_PORTS}:
+            raise ValueError(
+                f"target_group_arns must map exactly the ports {', '.join(map(str, pe.POOL_PORTS))} "
+                f"(as strings), not {sorted(args['target_group_arns'])}"
+            )
         super().__init__("pe-lb:index:CompileMasterPool", name, None, opts)
-        tags = args.get("tags")
         child = pulumi.ResourceOptions(parent=self)
 
         security_group = aws.ec2.SecurityGroup(
@@ -158,14 +178,13 @@ class CompileMasterPool(pulumi.ComponentResource):
             lambda values: render_bootstrap(access.host, values[0], values[1])
         )
         user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
-        drained = set(args.get("drained", ()))
         instances, certnames = [], []
         for index in range(count):
             instance = aws.ec2.Instance(
                 f"{name}-{index}",
                 ami=args["ami_id"],
                 instance_type=args.get("instance_type", DEFAULT_INSTANCE_TYPE),
-                subnet_id=subnet_ids[index % len(subnet_ids)],
+                subnet_id=_round_robin(subnet_ids, index),
                 vpc_security_group_ids=[security_group.id],
                 associate_public_ip_address=False,
                 key_name=args.get("key_name") or None,
@@ -189,7 +208,7 @@ class CompileMasterPool(pulumi.ComponentResource):
                 # User data runs at first boot only: a new pool address needs a new certificate,
                 # which only a fresh instance requests.
                 user_data_replace_on_change=True,
-                tags={**tagged(tags, f"{name}-{index}"), pe.ROLE_TAG: pe.COMPILE_MASTER_ROLE},
+                tags=tagged(tags, f"{name}-{index}", **{pe.ROLE_TAG: pe.COMPILE_MASTER_ROLE}),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     # In place, AWS stops and starts the instance (every compile master at once);
@@ -224,7 +243,7 @@ class CompileMasterPool(pulumi.ComponentResource):
             for port in () if index in drained else pe.POOL_PORTS:
                 aws.lb.TargetGroupAttachment(
                     f"{name}-{index}-{port}",
-                    target_group_arn=args["target_group_arns"][port],
+                    target_group_arn=args["target_group_arns"][str(port)],
                     target_id=instance.id,
                     port=port,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[joined]),
@@ -272,3 +291,15 @@ def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -
     shebang, body = script.split("\n", 1)
     assignments = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in parameters.items())
     return f"{shebang}\n# Parameters rendered by pe-lb.\n{assignments}{body}"
+
+
+def _at_least_one_subnet(subnet_ids: Sequence[str]) -> list[str]:
+    if isinstance(subnet_ids, str) or not subnet_ids:
+        raise ValueError(f"subnet_ids={subnet_ids!r} must list at least one subnet")
+    return list(subnet_ids)
+
+
+def _round_robin(subnet_ids: "list[str] | pulumi.Output[list[str]]", index: int) -> pulumi.Input[str]:
+    if isinstance(subnet_ids, pulumi.Output):
+        return subnet_ids.apply(lambda ids: ids[index % len(ids)])
+    return subnet_ids[index % len(subnet_ids)]

@@ -6,17 +6,17 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import pe, preflight, validation
-from components.network import admit_cidrs, rule_name, tagged
+from . import pe, preflight, validation
+from .network import RESERVED_TAGS, admit_cidrs, rule_name, tagged
 
 
 class PuppetLoadBalancerArgs(TypedDict):
     vpc_id: pulumi.Input[str]
     """VPC the load balancer and its target groups live in."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Subnets for the NLB's nodes; use at least two availability zones."""
-    agent_cidrs: Sequence[str]
-    """Networks whose agents may reach 8140 and 8142 through the pool."""
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    """Subnets for the NLB's nodes, one per availability zone; use at least two zones."""
+    agent_cidrs: pulumi.Input[Sequence[str]]
+    """IPv4 networks whose agents may reach 8140 and 8142 through the pool."""
     internal: NotRequired[bool]
     """Internal (default) or internet-facing."""
     pcp_idle_timeout_seconds: NotRequired[int]
@@ -39,8 +39,8 @@ class PuppetLoadBalancerArgs(TypedDict):
     """Stable name for the pool; with hosted_zone_id, an alias record to the NLB is made."""
     hosted_zone_id: NotRequired[str | None]
     """Route53 zone that holds pool_dns_name."""
-    tags: NotRequired[Mapping[str, str]]
-    """Tags for every resource that takes them."""
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags for every resource that takes them (load balancers' tag rules)."""
 
 
 class PuppetLoadBalancer(pulumi.ComponentResource):
@@ -56,8 +56,8 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
     """What agents use: pool_dns_name when given, else the NLB's DNS name."""
     security_group_id: pulumi.Output[str]
     """The NLB's security group; compile masters admit traffic from it."""
-    target_group_arns: dict[int, pulumi.Output[str]]
-    """Target group ARN per port (8140, 8142)."""
+    target_group_arns: dict[str, pulumi.Output[str]]
+    """Target group ARN per port ("8140", "8142")."""
 
     def __init__(
         self, name: str, args: PuppetLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
@@ -65,7 +65,7 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
         settings = _Settings(args)
         _check_against_aws(name, args, settings)
         super().__init__("pe-lb:index:PuppetLoadBalancer", name, None, opts)
-        tags = args.get("tags")
+        tags = settings.tags
         child = pulumi.ResourceOptions(parent=self)
 
         security_group = aws.ec2.SecurityGroup(
@@ -168,7 +168,7 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
                 tags=tagged(tags, f"{name}-{port}"),
                 opts=child,
             )
-            self.target_group_arns[port] = target_group.arn
+            self.target_group_arns[str(port)] = target_group.arn
 
         self.arn = load_balancer.arn
         self.dns_name = load_balancer.dns_name
@@ -199,7 +199,7 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
                 "dnsName": self.dns_name,
                 "poolAddress": self.pool_address,
                 "securityGroupId": self.security_group_id,
-                "targetGroupArns": {str(port): arn for port, arn in self.target_group_arns.items()},
+                "targetGroupArns": self.target_group_arns,
             }
         )
 
@@ -208,8 +208,12 @@ class _Settings:
     """The component's plain arguments, defaulted and checked."""
 
     def __init__(self, args: PuppetLoadBalancerArgs) -> None:
-        self.agent_cidrs = validation.cidr_list(
-            "agent_cidrs", args["agent_cidrs"], allow_empty=False, ipv4_only=True
+        self.agent_cidrs = validation.checked(
+            args["agent_cidrs"],
+            lambda cidrs: validation.cidr_list("agent_cidrs", cidrs, allow_empty=False, ipv4_only=True),
+        )
+        self.tags = validation.checked(
+            args.get("tags") or {}, lambda tags: validation.tags("tags", tags, RESERVED_TAGS)
         )
         self.internal = args.get("internal", True)
         self.pcp_idle_timeout_seconds = validation.int_in_range(
@@ -262,8 +266,8 @@ class _Settings:
 def _check_against_aws(name: str, args: PuppetLoadBalancerArgs, settings: "_Settings") -> None:
     """What AWS would refuse halfway through an update, checked where the values are known now."""
     subnets = args["subnet_ids"]
-    if all(isinstance(subnet, str) for subnet in subnets):
-        preflight.one_subnet_per_zone("subnet_ids", subnets)  # type: ignore[arg-type]
+    if isinstance(subnets, list | tuple) and all(isinstance(subnet, str) for subnet in subnets):
+        preflight.one_subnet_per_zone("subnet_ids", subnets)
     if settings.pool_dns_name and settings.hosted_zone_id:
         preflight.name_in_zone(
             "pool_dns_name", settings.pool_dns_name, "hosted_zone_id", settings.hosted_zone_id

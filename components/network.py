@@ -36,7 +36,7 @@ def admit_cidrs(
     *,
     security_group_id: pulumi.Input[str],
     ports: Sequence[int],
-    cidrs: Sequence[str],
+    cidrs: "Sequence[str] | pulumi.Output[list[str]]",
     description: str,
     parent: pulumi.Resource,
 ) -> None:
@@ -44,7 +44,11 @@ def admit_cidrs(
 
     Named by content, not position, so removing one CIDR deletes exactly its rules instead of
     rewriting every later rule in place (which AWS can refuse as a duplicate mid-update).
+    A list known only later (an Output) becomes a managed prefix list and one rule per port.
     """
+    if isinstance(cidrs, pulumi.Output):
+        _admit_prefix_list(name_prefix, security_group_id, ports, cidrs, description, parent)
+        return
     for port in ports:
         for index, cidr in enumerate(cidrs):
             ingress_from_cidr(
@@ -68,6 +72,43 @@ RESERVED_TAGS = 2
 """Tags pe-lb adds to the user's: Name, and pe-lb:role on compile masters."""
 
 
-def tagged(tags: Mapping[str, str] | None, name: str) -> dict[str, str]:
-    """The user's tags plus a Name tag, which the AWS console shows."""
-    return {**(tags or {}), "Name": name}
+def _admit_prefix_list(
+    name_prefix: str,
+    security_group_id: pulumi.Input[str],
+    ports: Sequence[int],
+    cidrs: "pulumi.Output[list[str]]",
+    description: str,
+    parent: pulumi.Resource,
+) -> None:
+    prefix_list = aws.ec2.ManagedPrefixList(
+        name_prefix,
+        name=name_prefix,
+        address_family="IPv4",
+        max_entries=cidrs.apply(lambda blocks: max(1, len(blocks))),
+        entries=cidrs.apply(
+            lambda blocks: [
+                aws.ec2.ManagedPrefixListEntryArgs(cidr=block, description=description) for block in blocks
+            ]
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    for port in ports:
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name_prefix}-{port}",
+            security_group_id=security_group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            prefix_list_id=prefix_list.id,
+            description=f"{description} to {port}",
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
+
+def tagged(
+    tags: "Mapping[str, str] | pulumi.Output[dict[str, str]] | None", name: str, **extra: str
+) -> "pulumi.Input[Mapping[str, str]]":
+    """The user's tags plus a Name tag, which the AWS console shows (and ``extra`` ones)."""
+    if isinstance(tags, pulumi.Output):
+        return tags.apply(lambda known: {**known, "Name": name, **extra})
+    return {**(tags or {}), "Name": name, **extra}

@@ -2,8 +2,8 @@
 
 import pulumi
 
-from components import pe
-from components.primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
+from . import pe
+from .primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
 
 
 class PeAgentPoolAddressArgs(PrimaryAccessArgs):

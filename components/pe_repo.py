@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import pulumi
 
-from components import pe
-from components.primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
+from . import pe
+from .primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
 
 
 class PeRepoPoolAddressArgs(PrimaryAccessArgs):

@@ -14,8 +14,8 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_command as command
 
-from components import validation
-from components.scripts import read_script
+from . import validation
+from .scripts import read_script
 
 PRIMARY_SCRIPT = "pe_primary.py"
 DEFAULT_SSH_USER = "ec2-user"

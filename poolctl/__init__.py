@@ -1,4 +1,1 @@
-"""poolctl: see, drain and wait for the PE compile-master pool behind an AWS NLB (boto3).
-
-python -m poolctl status --stack dev
-"""
+"""`python -m poolctl` in pe-lb's own folder; the code is components/poolctl (pe_lb.poolctl installed)."""

@@ -1,5 +1,5 @@
-import sys
+"""`python -m poolctl` from the project's folder; installed, the `poolctl` command runs the same."""
 
-from poolctl.cli import main
+from components.poolctl.cli import run
 
-sys.exit(main())
+run()

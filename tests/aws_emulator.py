@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from components import pe
-from poolctl.pool import Pool
+from components.poolctl.pool import Pool
 
 REGION = "eu-west-1"
 

@@ -28,7 +28,7 @@ def base_args(**overrides: Any) -> CompileMasterPoolArgs:
         "vpc_id": "vpc-0123456789abcdef0",
         "subnet_ids": SUBNETS,
         "load_balancer_security_group_id": "sg-nlb",
-        "target_group_arns": {8140: "arn:tg-8140", 8142: "arn:tg-8142"},
+        "target_group_arns": {"8140": "arn:tg-8140", "8142": "arn:tg-8142"},
         "primary_cidrs": ["10.0.1.10/32"],
         "ami_id": MOCK_AMI,
     }
@@ -217,10 +217,10 @@ def test_outputs_list_ids_ips_and_certnames_in_pool_order() -> None:
         ({"ssh_user": "ec2 user"}, "ssh_user='ec2 user' must be a Unix user name"),
         ({"admin_cidrs": ["0.0.0.0"]}, "must carry a prefix length"),
         ({"primary_cidrs": []}, "primary_cidrs must list at least one CIDR block"),
-        ({"subnet_ids": []}, "subnet_ids must list at least one subnet"),
+        ({"subnet_ids": []}, "subnet_ids=[] must list at least one subnet"),
         (
-            {"target_group_arns": {8140: "arn:tg"}},
-            "target_group_arns must map exactly the ports (8140, 8142)",
+            {"target_group_arns": {"8140": "arn:tg"}},
+            "target_group_arns must map exactly the ports 8140, 8142 (as strings), not ['8140']",
         ),
     ],
 )

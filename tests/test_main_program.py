@@ -133,7 +133,7 @@ def test_wait_for_healthy_gates_the_pe_repo_command(stack_config: dict[str, Any]
     graph = run_main({**stack_config, "waitForHealthy": True, "waitForHealthyTimeoutSeconds": 600})
     gate = graph.one("command:local:Command")
     argv = shlex.split(gate.inputs["create"])
-    assert argv[1:4] == ["-m", "poolctl", "wait-healthy"]
+    assert argv[1:4] == ["-m", "components.poolctl", "wait-healthy"]
     assert argv[argv.index("--load-balancer") + 1] == graph.outputs["loadBalancerArn"]
     assert argv[argv.index("--timeout") + 1] == "600"
     for instance in graph.of_type(INSTANCE):

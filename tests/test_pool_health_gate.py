@@ -6,28 +6,34 @@ import sys
 import pulumi
 
 from components import PoolHealthGate
+from components.pool_health_gate import PACKAGE_PARENT
 from tests.harness import run
 
 ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/pe-lb/abc"
 
 
-def test_runs_poolctl_wait_healthy_with_this_interpreter_and_profile() -> None:
+def test_runs_its_own_packages_poolctl_with_this_interpreter_and_the_providers_account() -> None:
     graph = run(
         lambda: PoolHealthGate(
             "gate",
             {
                 "load_balancer_arn": pulumi.Output.from_input(ARN),
                 "timeout_seconds": 120,
+                "aws_region": "eu-west-1",
                 "aws_profile": "ops",
+                "aws_role_arn": pulumi.Output.from_input("arn:aws:iam::123456789012:role/deployer"),
             },
         )
     )
     command = graph.one("command:local:Command")
     assert shlex.split(command.inputs["create"]) == [
-        sys.executable, "-m", "poolctl", "wait-healthy", "--load-balancer", ARN, "--timeout", "120",
-        "--profile", "ops",
+        sys.executable, "-m", "components.poolctl", "wait-healthy",
+        "--load-balancer", ARN, "--timeout", "120",
+        "--region", "eu-west-1", "--profile", "ops", "--role-arn", "arn:aws:iam::123456789012:role/deployer",
     ]  # fmt: skip
-    assert command.inputs["triggers"] == [ARN]
+    # Run from the folder that holds the package, wherever the caller's program lives.
+    assert command.inputs["dir"] == str(PACKAGE_PARENT)
+    assert command.inputs["triggers"] == [ARN, []]
     assert command.parent == graph.one("pe-lb:index:PoolHealthGate").urn
 
 

@@ -30,8 +30,8 @@ from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from components.pool_health_gate import wait_healthy_command
-from poolctl import cli
-from poolctl.pool import HEALTHY, PoolError, TargetHealth
+from components.poolctl import cli
+from components.poolctl.pool import HEALTHY, PoolError, TargetHealth
 from tests.aws_emulator import REGION, EmulatedPool, build_pool, free_port
 from tests.harness import PROJECT_DIR
 
@@ -425,6 +425,25 @@ def test_the_pulumi_health_gate_command_runs_poolctl(pool: EmulatedPool) -> None
     assert "every compile master healthy" in result.stderr
 
 
+def test_the_gate_assumes_the_providers_role(pool: EmulatedPool) -> None:
+    """moto's STS answers AssumeRole; poolctl then reads the pool with the role's credentials."""
+    command = wait_healthy_command(
+        pool.load_balancer_arn, 60, "eu-west-1", None, "arn:aws:iam::123456789012:role/pe-lb-deployer"
+    )
+    env = {**os.environ, "AWS_ENDPOINT_URL": pool.endpoint}
+    result = subprocess.run(
+        shlex.split(command),
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "every compile master healthy" in result.stderr
+
+
 def test_undrain_refuses_an_instance_from_another_vpc(pool: EmulatedPool) -> None:
     other_vpc = pool.ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
     subnet = pool.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.99.0.0/24")["Subnet"]["SubnetId"]
@@ -628,3 +647,19 @@ def _all_keys(data: Any) -> set[str]:
     if isinstance(data, list):
         return {k for value in data for k in _all_keys(value)}
     return set()
+
+
+def test_role_arn_calls_are_made_with_the_roles_credentials(pool: EmulatedPool) -> None:
+    args = cli.parser().parse_args(
+        ["status", "--load-balancer", pool.load_balancer_arn, "--endpoint-url", pool.endpoint,
+         "--role-arn", "arn:aws:iam::123456789012:role/pe-lb-deployer"]
+    )  # fmt: skip
+    credentials = cli.session(args, pool.load_balancer_arn).get_credentials()
+    assert credentials is not None
+    assert credentials.access_key != "testing" and credentials.token, "temporary credentials from AssumeRole"
+    assert (
+        cli.session(cli.parser().parse_args(["status", "--load-balancer", "x"]), "x")
+        .get_credentials()
+        .access_key
+        == "testing"
+    )

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from poolctl import cli
-from poolctl.probe import name_matches
+from components.poolctl import cli
+from components.poolctl.probe import name_matches
 from tests.aws_emulator import free_port
 from tests.certs import LocalCA, Pem
 

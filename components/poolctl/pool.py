@@ -10,7 +10,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from components import pe
+from .. import pe
 
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 HEALTHY = "healthy"

@@ -16,10 +16,10 @@ from typing import Any, TextIO
 import boto3
 import botocore.exceptions
 
-from components import pe
-from poolctl import stack
-from poolctl.pool import GONE, HEALTHY, INSTANCE_ID, Pool, PoolError, PoolStatus, TargetHealth
-from poolctl.probe import probe
+from .. import pe
+from . import stack
+from .pool import GONE, HEALTHY, INSTANCE_ID, Pool, PoolError, PoolStatus, TargetHealth, client_config
+from .probe import probe
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_ERROR = 0, 1, 2
 
@@ -41,6 +41,11 @@ class Context:
 
     def say(self, message: str) -> None:
         print(message, file=self.progress, flush=True)
+
+
+def run() -> None:
+    """The `poolctl` command (and `python -m poolctl`)."""
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, progress: TextIO | None = None) -> int:
@@ -103,7 +108,18 @@ def session(args: argparse.Namespace, load_balancer: str) -> boto3.Session:
     region = args.region
     if not region and load_balancer.startswith("arn:"):
         region = load_balancer.split(":")[3] or None
-    return boto3.Session(profile_name=args.profile, region_name=region)
+    base = boto3.Session(profile_name=args.profile, region_name=region)
+    if not args.role_arn:
+        return base
+    # As the AWS provider's assumeRoles does: the role's temporary credentials for every call.
+    sts = base.client("sts", endpoint_url=args.endpoint_url, config=client_config())
+    credentials = sts.assume_role(RoleArn=args.role_arn, RoleSessionName="pe-lb-poolctl")["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=base.region_name,
+    )
 
 
 def aws_problem(error: botocore.exceptions.BotoCoreError, args: argparse.Namespace) -> str:
@@ -460,6 +476,9 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--outputs", metavar="FILE", help="JSON saved from `pulumi stack output --json`")
     where.add_argument("--region", help="AWS region (default: from the ARN or your AWS config)")
     where.add_argument("--profile", help="AWS profile")
+    where.add_argument(
+        "--role-arn", help="IAM role to assume for every call (as the AWS provider's assumeRoles)"
+    )
     where.add_argument("--endpoint-url", help="AWS API endpoint, e.g. an emulator on http://127.0.0.1:5000")
     where.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from poolctl.pool import PoolError
+from .pool import PoolError
 
 DRAINED_KEY = "drainedCompileMasters"
 POOL_INDEX = re.compile(r"-(\d+)$")

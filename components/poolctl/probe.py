@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
-from components import pe
+from .. import pe
 
 
 @dataclass
