@@ -4,6 +4,7 @@ import shlex
 import subprocess
 from typing import Any
 
+import pulumi
 import pytest
 
 from components import CompileMasterPool, CompileMasterPoolArgs, pe
@@ -229,4 +230,35 @@ def test_component_refuses_bad_arguments_before_declaring_anything(
 ) -> None:
     graph = run(lambda: CompileMasterPool("pool", base_args(**overrides)), expect_error=True)
     assert message in str(graph.error)
+    assert graph.resources == []
+
+
+def test_whole_lists_and_maps_given_as_outputs_work() -> None:
+    """As users pass them: `vpc.private_subnet_ids` is one Output of a list."""
+    graph = run(
+        lambda: CompileMasterPool(
+            "pool",
+            base_args(
+                count=3,
+                subnet_ids=pulumi.Output.from_input(SUBNETS[:2]),
+                primary_cidrs=pulumi.Output.from_input(["10.0.1.10/32"]),
+                tags=pulumi.Output.from_input({"team": "puppet"}),
+            ),
+        )
+    )
+    instances = sorted(graph.of_type(INSTANCE), key=lambda i: i.name)
+    assert [i.inputs["subnetId"] for i in instances] == [SUBNETS[0], SUBNETS[1], SUBNETS[0]]
+    assert instances[0].inputs["tags"] == {"team": "puppet", "Name": "pool-0", "pe-lb:role": "compile-master"}
+    # A CIDR list known only later: a managed prefix list, one rule per port.
+    prefix_list = graph.one("aws:ec2/managedPrefixList:ManagedPrefixList")
+    assert prefix_list.inputs["entries"] == [{"cidr": "10.0.1.10/32", "description": "PE primary"}]
+    rules = [r for r in graph.of_type(INGRESS) if "prefixListId" in r.inputs]
+    assert sorted(r.inputs["fromPort"] for r in rules) == [8140, 8142]
+
+
+def test_drained_must_be_known_when_the_program_runs() -> None:
+    graph = run(
+        lambda: CompileMasterPool("pool", base_args(drained=pulumi.Output.from_input([0]))), expect_error=True
+    )
+    assert "must list pool indexes 0..1, known when the program runs" in str(graph.error)
     assert graph.resources == []

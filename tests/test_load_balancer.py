@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import pulumi
 import pytest
 
 from components import PuppetLoadBalancer, PuppetLoadBalancerArgs, pe
@@ -196,3 +197,21 @@ def test_component_refuses_bad_arguments_before_declaring_anything(
     assert isinstance(graph.error, ValueError)
     assert message in str(graph.error)
     assert graph.resources == []
+
+
+def test_subnets_and_agent_cidrs_given_as_outputs_work() -> None:
+    graph = run(
+        lambda: PuppetLoadBalancer(
+            "pool",
+            base_args(
+                subnet_ids=pulumi.Output.from_input(["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]),
+                agent_cidrs=pulumi.Output.from_input(["10.0.0.0/8"]),
+            ),
+        )
+    )
+    assert graph.one("aws:lb/loadBalancer:LoadBalancer").inputs["subnets"] == [
+        "subnet-0aaaaaaaaaaaaaaa1",
+        "subnet-0bbbbbbbbbbbbbbb2",
+    ]
+    assert graph.one("aws:ec2/managedPrefixList:ManagedPrefixList").inputs["maxEntries"] == 1
+    assert sorted(r.inputs["fromPort"] for r in graph.of_type(INGRESS)) == [8140, 8142]
