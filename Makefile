@@ -3,9 +3,12 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PYTHON ?= python3
+# The versions `make test-pythons` checks besides $(PYTHON) (the floor, 3.11): found on PATH as pythonX.Y.
+PYTHONS ?= 3.12 3.13
 STACK ?= dev
 
-.PHONY: up test lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
+.PHONY: up test test-pythons lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
 
 up:
 	@./scripts/require-pulumi
@@ -27,7 +30,8 @@ destroy:
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
-	python3 -m venv "$(VENV)"
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: pe-lb needs Python 3.11 or newer; $(PYTHON) is " + sys.version.split()[0])'
+	$(PYTHON) -m venv "$(VENV)"
 	"$(VENV)/bin/pip" install --quiet --upgrade pip
 	"$(VENV)/bin/pip" install --quiet -r requirements.txt
 	touch "$@"
@@ -42,6 +46,14 @@ lint: venv
 
 test: lint
 	"$(PY)" -m pytest
+
+# The test suite on every other supported Python, each in its own venv (.venv-3.12, ...).
+test-pythons:
+	@for version in $(PYTHONS); do \
+	  python="$$(command -v python$$version)" || { echo "make: python$$version not found on PATH" >&2; exit 1; }; \
+	  $(MAKE) --no-print-directory VENV=".venv-$$version" PYTHON="$$python" venv || exit 1; \
+	  echo "== Python $$version"; ".venv-$$version/bin/python" -m pytest -p no:cacheprovider || exit 1; \
+	done
 
 # Operations (poolctl): make status STACK=dev, make drain STACK=dev INSTANCE=i-..., make probe CACERT=ca.pem
 POOLCTL = "$(PY)" -m poolctl
@@ -61,4 +73,4 @@ benchmark: venv
 	"$(PY)" -m benchmarks.join
 
 clean:
-	rm -rf "$(VENV)" .pytest_cache .mypy_cache .ruff_cache
+	rm -rf "$(VENV)" .venv-* build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -65,7 +65,7 @@ primary_access: PrimaryAccessArgs = {
 compile_masters = CompileMasterPool(
     "pe-lb",
     {
-        **primary_access,
+        "primary": primary_access,
         "pool_address": pool_address,
         "vpc_id": settings.vpc_id,
         "subnet_ids": settings.subnet_ids,
@@ -94,7 +94,7 @@ if settings.wait_for_healthy:
                 "load_balancer_arn": load_balancer.arn,
                 "timeout_seconds": settings.wait_for_healthy_timeout_seconds,
                 # The account and role the AWS provider uses, so the gate reads the same pool.
-                **stack_config.aws_provider_settings(pulumi.Config("aws")),
+                "aws": stack_config.aws_provider_settings(pulumi.Config("aws")),
                 "rerun_on": [compile_masters.instance_ids],
             },
             opts=pulumi.ResourceOptions(depends_on=[load_balancer, compile_masters]),
@@ -104,7 +104,7 @@ if settings.wait_for_healthy:
 pe_repo = PeRepoPoolAddress(
     "pe-lb",
     {
-        **primary_access,
+        "primary": primary_access,
         "pool_address": load_balancer.pool_address,
         "compile_master_certnames": compile_masters.certnames,
     },
@@ -113,7 +113,7 @@ pe_repo = PeRepoPoolAddress(
 if settings.agents_use_pool:
     PeAgentPoolAddress(
         "pe-lb",
-        {**primary_access, "pool_address": load_balancer.pool_address},
+        {"primary": primary_access, "pool_address": load_balancer.pool_address},
         opts=pulumi.ResourceOptions(depends_on=ready),
     )
 

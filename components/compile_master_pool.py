@@ -3,7 +3,7 @@
 import json
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import NotRequired
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -25,9 +25,11 @@ MAX_COMPILE_MASTERS = 500
 BOOTSTRAP_SCRIPT = "compile_master_bootstrap.sh"
 
 
-class CompileMasterPoolArgs(PrimaryAccessArgs):
-    """Where the pool runs; the primary (PrimaryAccessArgs) joins each compile master to PE."""
+class CompileMasterPoolArgs(TypedDict):
+    """Where the pool runs; the primary joins each compile master to PE, and makes it leave."""
 
+    primary: PrimaryAccessArgs
+    """The PE primary and how to reach it over SSH: every join and leave runs there."""
     pool_address: pulumi.Input[str]
     """DNS name agents use for the pool; it goes into each compile master's certificate."""
     vpc_id: pulumi.Input[str]
@@ -36,8 +38,9 @@ class CompileMasterPoolArgs(PrimaryAccessArgs):
     """Subnets the compile masters are spread over, round-robin; each keeps the one it was made in."""
     load_balancer_security_group_id: pulumi.Input[str]
     """The NLB's security group, admitted to 8140 and 8142."""
-    target_group_arns: Mapping[str, pulumi.Input[str]]
-    """Target group per port ("8140", "8142") each compile master joins."""
+    target_group_arns: pulumi.Input[Mapping[str, pulumi.Input[str]]]
+    """Target group per port ("8140", "8142") each compile master joins: PuppetLoadBalancer's
+    targetGroupArns."""
     primary_cidrs: pulumi.Input[Sequence[str]]
     """Addresses of the primary (and replica), admitted to 8140 and 8142: the join checks each
     compile master's status from the primary."""
@@ -78,7 +81,7 @@ class CompileMasterPool(pulumi.ComponentResource):
         self, name: str, args: CompileMasterPoolArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         count = validation.int_in_range("count", args.get("count", DEFAULT_COUNT), 1, MAX_COMPILE_MASTERS)
-        access = PrimaryAccess.checked(args)
+        access = PrimaryAccess.checked(args["primary"])
         admin_cidrs = validation.checked(
             args.get("admin_cidrs", []),
             lambda cidrs: validation.not_the_internet(
@@ -108,11 +111,14 @@ class CompileMasterPool(pulumi.ComponentResource):
                 "known when the program runs"
             )
         drained = set(drained_given)  # type: ignore[arg-type]
-        if set(args["target_group_arns"]) != {str(port) for port in pe.POOL_PORTS}:
-            raise ValueError(
-                f"target_group_arns must map exactly the ports {', '.join(map(str, pe.POOL_PORTS))} "
-                f"(as strings), not {sorted(args['target_group_arns'])}"
-            )
+        # Keys checked now when the map is known; each value keeps its own target group's
+        # dependency (an attachment must depend on its group, not on both).
+        given_arns = args["target_group_arns"]
+        target_group_arns: Mapping[str, Any] | pulumi.Output[Mapping[str, Any]]
+        if isinstance(given_arns, Mapping):
+            target_group_arns = _one_per_pool_port(given_arns)
+        else:
+            target_group_arns = pulumi.Output.from_input(given_arns).apply(_one_per_pool_port)  # type: ignore[arg-type]
         super().__init__("pe-lb:index:CompileMasterPool", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -243,7 +249,7 @@ class CompileMasterPool(pulumi.ComponentResource):
             for port in () if index in drained else pe.POOL_PORTS:
                 aws.lb.TargetGroupAttachment(
                     f"{name}-{index}-{port}",
-                    target_group_arn=args["target_group_arns"][str(port)],
+                    target_group_arn=_for_port(target_group_arns, port),
                     target_id=instance.id,
                     port=port,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[joined]),
@@ -303,3 +309,19 @@ def _round_robin(subnet_ids: "list[str] | pulumi.Output[list[str]]", index: int)
     if isinstance(subnet_ids, pulumi.Output):
         return subnet_ids.apply(lambda ids: ids[index % len(ids)])
     return subnet_ids[index % len(subnet_ids)]
+
+
+def _one_per_pool_port(arns: Mapping[str, Any]) -> Mapping[str, Any]:
+    if set(arns) != {str(port) for port in pe.POOL_PORTS}:
+        raise ValueError(
+            f"target_group_arns must map exactly the ports {', '.join(map(str, pe.POOL_PORTS))} "
+            f"(as strings), not {sorted(arns)}"
+        )
+    return arns
+
+
+def _for_port(arns: "Mapping[str, Any] | pulumi.Output[Mapping[str, Any]]", port: int) -> pulumi.Input[str]:
+    if isinstance(arns, pulumi.Output):
+        return arns.apply(lambda known: known[str(port)])
+    value: pulumi.Input[str] = arns[str(port)]
+    return value

@@ -1,12 +1,16 @@
 """Points PE Agent at the pool, so agents (8140) and PXP agents (8142) use it."""
 
+from typing import TypedDict
+
 import pulumi
 
 from . import pe
 from .primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
 
 
-class PeAgentPoolAddressArgs(PrimaryAccessArgs):
+class PeAgentPoolAddressArgs(TypedDict):
+    primary: PrimaryAccessArgs
+    """The PE primary and how to reach it over SSH: PE Agent is set there."""
     pool_address: pulumi.Input[str]
     """The pool's DNS name for server_list, primary_uris (8140) and pcp_broker_list (8142)."""
 
@@ -27,7 +31,7 @@ class PeAgentPoolAddress(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: PeAgentPoolAddressArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        access = PrimaryAccess.checked(args)
+        access = PrimaryAccess.checked(args["primary"])
         super().__init__("pe-lb:index:PeAgentPoolAddress", name, None, opts)
         run = pool_setting_command(
             f"{name}-pe-agent",

@@ -1,6 +1,7 @@
 """Points pe_repo on the primary at the pool, so new agents install against it."""
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 import pulumi
 
@@ -8,7 +9,9 @@ from . import pe
 from .primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
 
 
-class PeRepoPoolAddressArgs(PrimaryAccessArgs):
+class PeRepoPoolAddressArgs(TypedDict):
+    primary: PrimaryAccessArgs
+    """The PE primary and how to reach it over SSH: pe_repo is set there."""
     pool_address: pulumi.Input[str]
     """The pool's DNS name that pe_repo should hand to new agents."""
     compile_master_certnames: pulumi.Input[Sequence[str]]
@@ -29,7 +32,7 @@ class PeRepoPoolAddress(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: PeRepoPoolAddressArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        access = PrimaryAccess.checked(args)
+        access = PrimaryAccess.checked(args["primary"])
         super().__init__("pe-lb:index:PeRepoPoolAddress", name, None, opts)
         certnames = pulumi.Output.from_input(args["compile_master_certnames"])
         run = pool_setting_command(

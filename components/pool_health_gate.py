@@ -31,7 +31,9 @@ class AwsAccountArgs(TypedDict):
     environment pulumi runs in, as the provider's do."""
 
 
-class PoolHealthGateArgs(AwsAccountArgs):
+class PoolHealthGateArgs(TypedDict):
+    aws: NotRequired[AwsAccountArgs]
+    """The account poolctl reads, as the AWS provider has it; credentials otherwise from the environment."""
     load_balancer_arn: pulumi.Input[str]
     """The pool's NLB; poolctl reads its 8140 and 8142 target groups (region from the ARN)."""
     timeout_seconds: NotRequired[int]
@@ -54,11 +56,12 @@ class PoolHealthGate(pulumi.ComponentResource):
             "timeout_seconds", args.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS), *TIMEOUT_SECONDS_RANGE
         )
         super().__init__("pe-lb:index:PoolHealthGate", name, None, opts)
+        account = args.get("aws") or {}
         create = pulumi.Output.all(
             args["load_balancer_arn"],
-            args.get("aws_region"),
-            args.get("aws_profile"),
-            args.get("aws_role_arn"),
+            account.get("aws_region"),
+            account.get("aws_profile"),
+            account.get("aws_role_arn"),
         ).apply(lambda values: wait_healthy_command(values[0], timeout, *values[1:]))
         command.local.Command(
             f"{name}-wait-healthy",

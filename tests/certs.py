@@ -39,6 +39,7 @@ class LocalCA:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True,
@@ -79,6 +80,8 @@ class LocalCA:
                 critical=False,
             )
         )
+        # What Python 3.13's strict verification (and the PE CA) puts in every certificate.
+        builder = self._identified(builder, key.public_key())
         if alt_names:
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
@@ -104,7 +107,17 @@ class LocalCA:
         )
         for extension in request.extensions:
             builder = builder.add_extension(extension.value, extension.critical)
+        builder = self._identified(builder, request.public_key())  # type: ignore[arg-type]
         return builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    def _identified(
+        self, builder: x509.CertificateBuilder, public_key: ec.EllipticCurvePublicKey
+    ) -> x509.CertificateBuilder:
+        return builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
+        )
 
 
 def puppet_request(common_name: str, dns_names: list[str], extensions: dict[str, str]) -> bytes:

@@ -21,10 +21,12 @@ SUBNETS = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2", "subnet-0cccc
 
 
 def base_args(**overrides: Any) -> CompileMasterPoolArgs:
+    primary = {"primary_host": "puppet.example.com", "primary_host_key": HOST_KEY, "ssh_private_key": SSH_KEY}
+    for key in ("primary_host", "primary_host_key", "ssh_user"):
+        if key in overrides:
+            primary[key] = overrides.pop(key)
     args: dict[str, Any] = {
-        "primary_host": "puppet.example.com",
-        "primary_host_key": HOST_KEY,
-        "ssh_private_key": SSH_KEY,
+        "primary": primary,
         "pool_address": "puppet-pool.example.com",
         "vpc_id": "vpc-0123456789abcdef0",
         "subnet_ids": SUBNETS,

@@ -33,11 +33,13 @@ def declare(ssh_user: str = "ec2-user", certnames: list[str] = CERTNAMES) -> Gra
         PeRepoPoolAddress(
             "pool",
             {
-                **ACCESS,
-                "primary_host_key": f"puppet.example.com {HOST_KEY}",
+                "primary": {
+                    **ACCESS,
+                    "primary_host_key": f"puppet.example.com {HOST_KEY}",
+                    "ssh_user": ssh_user,
+                },
                 "pool_address": pulumi.Output.from_input(POOL),
                 "compile_master_certnames": pulumi.Output.from_input(certnames),
-                "ssh_user": ssh_user,
             },
         )
 
@@ -77,7 +79,7 @@ def test_new_compile_masters_update_the_command_instead_of_replacing_it() -> Non
 
 def test_pe_agent_points_agents_and_pxp_agents_at_the_pool() -> None:
     def program() -> None:
-        PeAgentPoolAddress("pool", {**ACCESS, "pool_address": pulumi.Output.from_input(POOL)})
+        PeAgentPoolAddress("pool", {"primary": ACCESS, "pool_address": pulumi.Output.from_input(POOL)})
 
     graph = run(program)
     assert graph.one("pe-lb:index:PeAgentPoolAddress")

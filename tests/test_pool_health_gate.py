@@ -19,9 +19,11 @@ def test_runs_its_own_packages_poolctl_with_this_interpreter_and_the_providers_a
             {
                 "load_balancer_arn": pulumi.Output.from_input(ARN),
                 "timeout_seconds": 120,
-                "aws_region": "eu-west-1",
-                "aws_profile": "ops",
-                "aws_role_arn": pulumi.Output.from_input("arn:aws:iam::123456789012:role/deployer"),
+                "aws": {
+                    "aws_region": "eu-west-1",
+                    "aws_profile": "ops",
+                    "aws_role_arn": pulumi.Output.from_input("arn:aws:iam::123456789012:role/deployer"),
+                },
             },
         )
     )

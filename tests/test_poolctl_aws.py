@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -579,7 +580,7 @@ def test_undrain_with_a_stack_takes_it_out_of_the_drained_list(pool: EmulatedPoo
 )
 def test_bad_flags_are_usage_errors_without_a_traceback(argv: list[str], message: str) -> None:
     run = subprocess.run(
-        [str(PROJECT_DIR / ".venv" / "bin" / "python"), "-m", "poolctl", *argv],
+        [sys.executable, "-m", "poolctl", *argv],
         capture_output=True, text=True, check=False, cwd=PROJECT_DIR,
     )  # fmt: skip
     assert run.returncode == 2
@@ -589,7 +590,7 @@ def test_bad_flags_are_usage_errors_without_a_traceback(argv: list[str], message
 
 def test_a_reader_that_goes_away_gets_no_traceback(pool: EmulatedPool) -> None:
     command = [
-        str(PROJECT_DIR / ".venv" / "bin" / "python"),
+        sys.executable,
         "-m",
         "poolctl",
         "status",
