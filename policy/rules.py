@@ -46,6 +46,9 @@ ANYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 MIN_PCP_IDLE_KEY = "minimumSeconds"
 MAX_DETECTION_KEY = "maximumSeconds"
+POOL_ADDRESS_ELSEWHERE_KEY = "poolAddressManagedElsewhere"
+"""pe-pool-wiring: the site sets pe_repo's pool address itself (Hiera, the console): check the
+target groups only."""
 DEFAULT_MAX_DETECTION_SECONDS = 30
 
 
@@ -338,6 +341,8 @@ def pool_wiring(args: StackValidationArgs, report: ReportViolation) -> None:
                 "group(s); agents and PXP connections need it in both",
                 master.urn,
             )
+    if args.get_config().get(POOL_ADDRESS_ELSEWHERE_KEY):
+        return
     balancers = [
         lb for lb in _of(args, LOAD_BALANCER)
         if _has_pool_listener(args, lb)
@@ -362,7 +367,8 @@ def pool_wiring(args: StackValidationArgs, report: ReportViolation) -> None:
     report(
         f"no pe_repo command points {pe.PE_REPO_POOL_ADDRESS_PARAMETER} at the pool address "
         f"({', '.join(sorted(addresses)) or 'the NLB'}); new agents would install against a single compile "
-        "master. Add a PeRepoPoolAddress",
+        f"master. Add a PeRepoPoolAddress, or set {POOL_ADDRESS_ELSEWHERE_KEY} in this policy's config if "
+        "Hiera or the console sets it",
         None,
     )
 
@@ -464,6 +470,13 @@ RULES: list[Rule] = [
         "Every compile master is in both target groups, and pe_repo points at the pool address.",
         MANDATORY,
         pool_wiring,
+        config={
+            POOL_ADDRESS_ELSEWHERE_KEY: {
+                "type": "boolean",
+                "default": False,
+                "description": "pe_repo's pool address is set outside this stack (Hiera, the console)",
+            }
+        },
         stack=True,
     ),
     Rule(

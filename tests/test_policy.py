@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -434,5 +437,53 @@ def test_pack_requirements_cover_what_the_rules_import_with_the_projects_pins() 
         return {name.strip().lower(): version.strip() for name, version in pairs}
 
     pack, project = pins("policy/requirements.txt"), pins("requirements.txt")
-    assert {"pulumi", "pulumi-policy", "pulumi-aws", "pulumi-command"} <= set(pack)
+    assert set(pack) == {"pulumi", "pulumi-policy"}
     assert all(project[name] == version for name, version in pack.items())
+
+
+def test_the_pack_needs_no_provider_sdk() -> None:
+    """policy/requirements.txt lists no pulumi-aws (271 MB) or pulumi-command: the rules never import them."""
+    block = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('pulumi_aws', 'pulumi_command', 'boto3'):\n"
+        "            raise ImportError(f'{name} is not in the policy pack venv')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from policy.rules import RULES\n"
+        "print(len([rule.build() for rule in RULES]))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", block], cwd=PROJECT_DIR, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout) == len(RULES)
+    requirements = (PROJECT_DIR / "policy" / "requirements.txt").read_text()
+    assert "pulumi-aws" not in requirements and "pulumi-command" not in requirements
+
+
+def test_pool_wiring_can_be_told_the_pool_address_is_set_elsewhere(stack_config: dict[str, Any]) -> None:
+    def without_pe_repo(
+        args: pulumi.ResourceTransformationArgs,
+    ) -> pulumi.ResourceTransformationResult | None:
+        if args.name.endswith("-pe-repo"):
+            return pulumi.ResourceTransformationResult({**args.props, "create": "true"}, args.opts)
+        return None
+
+    graph = run_main(stack_config, transformation=without_pe_repo)
+    found = stack_rule(graph, "pe-pool-wiring")
+    assert len(found) == 1 and "set poolAddressManagedElsewhere in this policy's config" in found[0].message
+    relaxed = check_stack(
+        RULE["pe-pool-wiring"], policy_resources(graph), {"poolAddressManagedElsewhere": True}
+    )
+    assert relaxed == []
+
+
+def test_the_example_policy_config_names_real_policies_and_settings() -> None:
+    example = json.loads(
+        (PROJECT_DIR / "policy" / "examples" / "pool-address-managed-elsewhere.json").read_text()
+    )
+    for name, settings in example.items():
+        rule = RULE[name]
+        assert set(settings) - {"enforcementLevel"} <= set(rule.config), name
+        assert settings.get("enforcementLevel", "advisory") in ("advisory", "mandatory", "disabled")
