@@ -6,6 +6,14 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 # The versions `make test-pythons` checks besides $(PYTHON) (the floor, 3.11): found on PATH as pythonX.Y.
 PYTHONS ?= 3.12 3.13
+
+# Before anything is installed: one line on a Python older than the floor (pyproject's requires-python).
+ifneq ($(filter venv lint test benchmark,$(MAKECMDGOALS)),)
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)
+ifeq ($(shell $(PYTHON) -c 'import sys; print(sys.version_info >= (3, 11))' 2>/dev/null),False)
+$(error pe-lb needs Python 3.11 or newer; $(PYTHON) is $(PYTHON_VERSION))
+endif
+endif
 STACK ?= dev
 
 .PHONY: up test test-pythons lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
@@ -30,7 +38,6 @@ destroy:
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make: pe-lb needs Python 3.11 or newer; $(PYTHON) is " + sys.version.split()[0])'
 	$(PYTHON) -m venv "$(VENV)"
 	"$(VENV)/bin/pip" install --quiet --upgrade pip
 	"$(VENV)/bin/pip" install --quiet -r requirements.txt

@@ -250,9 +250,11 @@ class StubPrimary:
             "--poll-seconds", str(poll),
         ]  # fmt: skip
 
-    def run(self, action: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, action: str, *args: str, timeout: float = 60, python: str = sys.executable
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(SCRIPT), *self.argv(action, *args)],
+            [python, str(SCRIPT), *self.argv(action, *args)],
             capture_output=True,
             text=True,
             check=False,

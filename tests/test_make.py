@@ -5,6 +5,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.harness import PROJECT_DIR
 
 
@@ -49,3 +51,31 @@ def test_an_older_pulumi_cli_is_refused_with_the_version_needed(tmp_path: Path) 
     for version in ("3.208.0", "3.215.1"):
         new = subprocess.run([script], env=fake_pulumi(tmp_path, version), capture_output=True, text=True)
         assert new.returncode == 0, new.stderr
+
+
+def working_python(version: str) -> str | None:
+    for candidate in (
+        shutil.which(f"python{version}"),
+        *sorted(Path("/root/.pyenv/versions").glob(f"{version}*/bin/python{version}")),
+    ):
+        if (
+            candidate
+            and subprocess.run([str(candidate), "--version"], capture_output=True, check=False).returncode
+            == 0
+        ):
+            return str(candidate)
+    return None
+
+
+@pytest.mark.skipif(working_python("3.10") is None, reason="no Python 3.10 here to try")
+def test_make_test_stops_at_once_on_a_python_older_than_the_floor(tmp_path: Path) -> None:
+    old = working_python("3.10")
+    venv = tmp_path / "venv"
+    result = subprocess.run(
+        ["make", "--no-print-directory", "venv", f"PYTHON={old}", f"VENV={venv}"],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"*** pe-lb needs Python 3.11 or newer; {old} is 3.10.13.  Stop." in lines[0]
+    assert not venv.exists()

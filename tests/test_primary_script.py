@@ -1,6 +1,9 @@
 """components/scripts/pe_primary.py run for real against the stub PE primary (tests/stub_primary.py)."""
 
+import glob
 import json
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -460,3 +463,37 @@ def test_the_script_agrees_with_components_pe() -> None:
         ("https://POOL.example.com:8140", "pool.example.com"),
     ]:
         assert script["names_address"](text, address) == pe.install_script_names(text, address)
+
+
+def python_36() -> str | None:
+    """A working Python 3.6 (pyenv's, or one on PATH), as RHEL 8's platform-python is."""
+    for candidate in [
+        *sorted(glob.glob("/root/.pyenv/versions/3.6*/bin/python3.6")),
+        shutil.which("python3.6"),
+    ]:
+        if candidate:
+            answer = subprocess.run([candidate, "--version"], capture_output=True, text=True, check=False)
+            if answer.returncode == 0 and "3.6" in answer.stdout + answer.stderr:
+                return candidate
+    return None
+
+
+PYTHON_36 = python_36()
+
+
+@pytest.mark.skipif(PYTHON_36 is None, reason="no Python 3.6 on this machine; vermin still checks the syntax")
+def test_every_action_runs_on_python_3_6_as_rhel_8s_platform_python(primary: StubPrimary) -> None:
+    assert PYTHON_36 is not None
+    primary.request_certificate(CM)
+    for argv in (
+        ("join", CM, *JOIN),
+        ("pe-repo-set", POOL, "--compile-masters", CM),
+        ("agent-set", POOL),
+        ("read",),
+        ("agent-unset", POOL),
+        ("pe-repo-unset", POOL),
+        ("leave", CM),
+    ):
+        result = primary.run(*argv, python=PYTHON_36)
+        assert result.returncode == 0, (argv, result.stderr)
+    assert primary.signed == set() and primary.pool_address is None
