@@ -57,7 +57,10 @@ test: lint
 # The test suite on every other supported Python, each in its own venv (.venv-3.12, ...).
 test-pythons:
 	@for version in $(PYTHONS); do \
-	  python="$$(command -v python$$version)" || { echo "make: python$$version not found on PATH" >&2; exit 1; }; \
+	  python="$$(for candidate in $$(command -v python$$version) \
+	             $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$version*/bin/python$$version; do \
+	             "$$candidate" --version >/dev/null 2>&1 && { echo "$$candidate"; break; }; done)"; \
+	  [ -n "$$python" ] || { echo "make: no working python$$version (PATH or pyenv)" >&2; exit 1; }; \
 	  $(MAKE) --no-print-directory VENV=".venv-$$version" PYTHON="$$python" venv || exit 1; \
 	  echo "== Python $$version"; ".venv-$$version/bin/python" -m pytest -p no:cacheprovider || exit 1; \
 	done
