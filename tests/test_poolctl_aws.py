@@ -409,28 +409,16 @@ def test_persistent_throttling_gives_a_clear_error(
     assert handler.seen == 3
 
 
-def test_the_pulumi_health_gate_command_runs_poolctl(pool: EmulatedPool) -> None:
+@pytest.mark.parametrize(
+    "account",
+    [(None, None, None), ("eu-west-1", None, "arn:aws:iam::123456789012:role/pe-lb-deployer")],
+    ids=["environment", "the provider's region and role (moto's STS answers AssumeRole)"],
+)
+def test_the_pulumi_health_gate_command_runs_poolctl(
+    pool: EmulatedPool, account: tuple[str | None, str | None, str | None]
+) -> None:
     """The exact command line PoolHealthGate hands to pulumi-command, run as a process."""
-    command = wait_healthy_command(pool.load_balancer_arn, 60)
-    env = {**os.environ, "AWS_ENDPOINT_URL": pool.endpoint}
-    result = subprocess.run(
-        shlex.split(command),
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "every compile master healthy" in result.stderr
-
-
-def test_the_gate_assumes_the_providers_role(pool: EmulatedPool) -> None:
-    """moto's STS answers AssumeRole; poolctl then reads the pool with the role's credentials."""
-    command = wait_healthy_command(
-        pool.load_balancer_arn, 60, "eu-west-1", None, "arn:aws:iam::123456789012:role/pe-lb-deployer"
-    )
+    command = wait_healthy_command(pool.load_balancer_arn, 60, *account)
     env = {**os.environ, "AWS_ENDPOINT_URL": pool.endpoint}
     result = subprocess.run(
         shlex.split(command),
