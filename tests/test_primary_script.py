@@ -53,10 +53,11 @@ def test_join_verifies_signs_pins_and_runs_puppet_in_pe_order(primary: StubPrima
         "GET /puppet-ca/v1/certificate_request/CM",
         # PE-PostgreSQL admits the compiler's PuppetDB before it can first start
         "systemctl reload pe-postgresql.service",
-        "PUT /puppet-ca/v1/certificate_status/CM",
-        "GET /puppet-ca/v1/certificate/CM",
+        # pinned to PE Infrastructure Agent before it is signed (its first run follows at once)
         "GET /classifier-api/v1/groups",
         f"POST /classifier-api/v1/groups/{INFRA_AGENT_ID}/pin",
+        "PUT /puppet-ca/v1/certificate_status/CM",
+        "GET /puppet-ca/v1/certificate/CM",
         # the compile master's own first run, then the primary's
         "GET /pdb/query/v4/nodes/CM",
         PUPPET_RUN + " --no-usecacheonfailure --detailed-exitcodes --verbose --color false",

@@ -609,6 +609,9 @@ def join(primary: Primary, certname: str) -> None:
         )
         # Before its PuppetDB first starts, as PE's provision plan and peadm do.
         primary.postgres.set(certname, True)
+        # Before it is signed: its first Puppet run starts as soon as it is, and must already get
+        # PE Infrastructure Agent's settings (the primary), never PE Agent's (the pool).
+        primary.classifier.pin(PE_INFRASTRUCTURE_AGENT_GROUP, certname, True)
         primary.ca.request("PUT", "/certificate_status/" + certname, {"desired_state": "signed"})
         signed = CertificateData(primary.ca.request("GET", "/certificate/" + certname, accept="text/plain"))
         if signed.public_key != request.public_key or signed.problems(
@@ -627,8 +630,7 @@ def join(primary: Primary, certname: str) -> None:
             )
         say(f"{certname} is already signed and verified")
         primary.postgres.set(certname, True)
-    # Infrastructure nodes talk to the primary directly, never through the pool.
-    primary.classifier.pin(PE_INFRASTRUCTURE_AGENT_GROUP, certname, True)
+        primary.classifier.pin(PE_INFRASTRUCTURE_AGENT_GROUP, certname, True)
 
     first_run = wait_for(
         f"the first Puppet run of {certname} (it starts once its certificate is signed)",
