@@ -30,7 +30,8 @@ _HOST_KEY = re.compile(
 
 
 class PrimaryAccessArgs(TypedDict):
-    """How a component reaches the primary; the Args of every component that runs commands there."""
+    """How a component reaches the PE primary over SSH (the ``primary`` input of every component
+    that runs commands there)."""
 
     primary_host: str
     """FQDN of the PE primary, reached over SSH; also its certname."""
@@ -88,6 +89,7 @@ def primary_command(
     depends_on: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]] | pulumi.Resource] | None = None,
     output_may_hold_secrets: bool = False,
     ignore_changes: Sequence[str] = (),
+    delete_before_replace: bool = False,
 ) -> command.remote.Command:
     """A pulumi-command remote command on the primary running one action of the script.
 
@@ -108,6 +110,7 @@ def primary_command(
             depends_on=depends_on,
             additional_secret_outputs=["stdout", "stderr"],
             ignore_changes=list(ignore_changes) or None,
+            delete_before_replace=delete_before_replace or None,
         ),
     )
 
@@ -121,6 +124,7 @@ def pool_setting_command(
     arguments: pulumi.Input[Sequence[str]] = (),
     parent: pulumi.Resource,
     depends_on: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]] | pulumi.Resource] | None = None,
+    delete_before_replace: bool = False,
 ) -> command.remote.Command:
     """``{action}-set ADDRESS`` on create, ``{action}-unset ADDRESS`` on delete.
 
@@ -128,6 +132,8 @@ def pool_setting_command(
     then the old one's delete (the engine runs it last) removes the old address only while
     it is still set. Whatever else should re-run it (``arguments``, e.g. the compile
     masters) is in the command text, so a change is an update that runs create again.
+    ``delete_before_replace`` runs the old delete first instead, for a command whose old
+    delete may undo what the new create set.
     """
     address = pulumi.Output.from_input(pool_address)
     create = pulumi.Output.all(address, pulumi.Output.from_input(arguments)).apply(
@@ -141,6 +147,7 @@ def pool_setting_command(
         triggers=[address],
         parent=parent,
         depends_on=depends_on,
+        delete_before_replace=delete_before_replace,
     )
 
 

@@ -100,3 +100,20 @@ def test_destroy_takes_back_everything_pe_lb_set(primary: StubPrimary) -> None:
     assert primary.agent_settings() == {}
     assert primary.group("PE Infrastructure Agent")["pinned"] == []
     assert primary.signed == set()
+
+
+def test_upgrading_a_stack_from_before_pe_lb_0_5_keeps_the_pool_address(primary: StubPrimary) -> None:
+    """The earlier command's triggers listed the instance ids, so the first `pulumi up` after the
+    upgrade replaces it; its delete (from state) unsets the address when it equals its own, as
+    `pe-repo-unset` does. Create-before-delete would end with no address; pe_repo's command is
+    delete-before-replace, so the old unset runs first."""
+    first_up(primary)
+    # Create-before-delete: the new set finds the address already there, then the old unset...
+    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(OLD))
+    ok(primary, "pe-repo-unset", POOL)
+    assert primary.pool_address is None, "...leaves new agents without the pool"
+    ok(primary, "pe-repo-set", POOL)  # back to the running pool's state
+    # Delete-before-replace, as the command is declared: the old unset, then the new set.
+    ok(primary, "pe-repo-unset", POOL)
+    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(OLD))
+    assert primary.pool_address == POOL

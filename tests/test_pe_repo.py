@@ -61,9 +61,11 @@ def test_sets_the_pool_address_in_pe_order_and_reverts_only_it_on_delete() -> No
     assert command["stdin"] == read_script("pe_primary.py")
 
 
-def test_only_a_new_pool_address_replaces_the_command() -> None:
-    command = declare().one(COMMAND).inputs
-    assert command["triggers"] == [POOL]
+def test_only_a_new_pool_address_replaces_the_command_deleting_the_old_one_first() -> None:
+    command = declare().one(COMMAND)
+    assert command.inputs["triggers"] == [POOL]
+    # The old command's unset runs before the new set (tests/test_engine_order_on_the_primary.py).
+    assert command.delete_before_replace is True
 
 
 def test_new_compile_masters_update_the_command_instead_of_replacing_it() -> None:
