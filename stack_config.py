@@ -17,7 +17,7 @@ from components.compile_master_pool import (
     MAX_COMPILE_MASTERS,
     ROOT_VOLUME_GB_RANGE,
 )
-from components.network import RESERVED_TAGS
+from components.network import user_tags
 from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
 from components.pool_health_gate import TIMEOUT_SECONDS_RANGE as WAIT_SECONDS_RANGE
 from components.pool_health_gate import AwsAccountArgs
@@ -222,7 +222,7 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         primary_cidrs=reader.required(
             "primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)
         ),
-        tags=reader.optional("tags", lambda k, v: validation.tags(k, _json(k, v), RESERVED_TAGS)) or {},
+        tags=reader.optional("tags", lambda k, v: dict(user_tags(k, _json(k, v)))) or {},
         wait_for_healthy=reader.boolean("waitForHealthy", True),
         agents_use_pool=reader.boolean("agentsUsePool", True),
         wait_for_healthy_timeout_seconds=reader.integer(

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import pe, validation
-from .network import RESERVED_TAGS, admit_cidrs, tagged
+from .network import admit_cidrs, tagged, user_tags
 from .primary import PrimaryAccess, PrimaryAccessArgs, primary_command
 from .scripts import read_script
 
@@ -92,9 +92,7 @@ class CompileMasterPool(pulumi.ComponentResource):
             args["primary_cidrs"],
             lambda cidrs: validation.cidr_list("primary_cidrs", cidrs, allow_empty=False, ipv4_only=True),
         )
-        tags = validation.checked(
-            args.get("tags") or {}, lambda given: validation.tags("tags", given, RESERVED_TAGS)
-        )
+        tags = user_tags("tags", args.get("tags"))
         root_volume_size_gb = validation.int_in_range(
             "root_volume_size_gb",
             args.get("root_volume_size_gb", DEFAULT_ROOT_VOLUME_GB),

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import pe, preflight, validation
-from .network import RESERVED_TAGS, admit_cidrs, rule_name, tagged
+from .network import admit_cidrs, rule_name, tagged, user_tags
 
 
 class PuppetLoadBalancerArgs(TypedDict):
@@ -212,9 +212,7 @@ class _Settings:
             args["agent_cidrs"],
             lambda cidrs: validation.cidr_list("agent_cidrs", cidrs, allow_empty=False, ipv4_only=True),
         )
-        self.tags = validation.checked(
-            args.get("tags") or {}, lambda tags: validation.tags("tags", tags, RESERVED_TAGS)
-        )
+        self.tags = user_tags("tags", args.get("tags"))
         self.internal = args.get("internal", True)
         self.pcp_idle_timeout_seconds = validation.int_in_range(
             "pcp_idle_timeout_seconds",

@@ -2,9 +2,12 @@
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+
+from . import validation
 
 
 def ingress_from_cidr(
@@ -70,6 +73,12 @@ def rule_name(name_prefix: str, port: int, cidr: str) -> str:
 
 RESERVED_TAGS = 2
 """Tags pe-lb adds to the user's: Name, and pe-lb:role on compile masters."""
+
+
+def user_tags(key: str, tags: Any) -> "Mapping[str, str] | pulumi.Output[dict[str, str]]":
+    """The user's tags, checked against load balancers' tag rules with room for pe-lb's own
+    (now, or once an Output resolves)."""
+    return validation.checked(tags or {}, lambda given: validation.tags(key, given, RESERVED_TAGS))
 
 
 def _admit_prefix_list(
