@@ -652,3 +652,10 @@ def test_role_arn_calls_are_made_with_the_roles_credentials(pool: EmulatedPool) 
         .access_key
         == "testing"
     )
+
+
+def test_a_stack_command_reads_the_stacks_outputs_once(pool: EmulatedPool, stub_pulumi: Path) -> None:
+    run = poolctl("status", "--stack", "dev", "--endpoint-url", pool.endpoint)
+    assert run.code == 0, run.err
+    calls = (stub_pulumi / "pulumi.calls").read_text().splitlines()
+    assert calls == ["pulumi stack output --json --stack dev"]

@@ -75,13 +75,15 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, progress: Tex
 
 
 def pool_outputs(args: argparse.Namespace) -> dict[str, Any]:
-    """The stack's outputs from --outputs or --stack; none with --load-balancer."""
-    if args.outputs:
-        path = Path(args.outputs)
-        return stack.read_outputs(path.read_text() if path.exists() else None, args.outputs)
-    if args.stack:
-        return stack.outputs(args.stack)
-    return {}
+    """The stack's outputs from --outputs or --stack (read once per command); none otherwise."""
+    if getattr(args, "read_outputs", None) is None:
+        if args.outputs:
+            path = Path(args.outputs)
+            args.read_outputs = stack.read_outputs(path.read_text() if path.exists() else None, args.outputs)
+        else:
+            args.read_outputs = stack.outputs(args.stack) if args.stack else {}
+    outputs: dict[str, Any] = args.read_outputs
+    return outputs
 
 
 def pool_reference(args: argparse.Namespace) -> tuple[str | None, str | None]:
