@@ -49,7 +49,7 @@ lint: venv
 	"$(VENV)/bin/mypy"
 	"$(VENV)/bin/shellcheck" components/scripts/*.sh scripts/* .ci/run
 	# Scripts that run on the primary: Python 3.6 syntax and standard library (RHEL 7/8, SLES 15).
-	"$(VENV)/bin/vermin" -t=3.6- --no-tips --violations --eval-annotations components/scripts/*.py
+	"$(VENV)/bin/vermin" -t=3.6- --no-tips --violations --eval-annotations components/scripts/*.py components/scripts/pe_primary/*.py
 
 test: lint
 	"$(PY)" -m pytest

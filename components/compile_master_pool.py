@@ -73,7 +73,7 @@ class CompileMasterPool(pulumi.ComponentResource):
     private_ips: pulumi.Output[list[str]]
     """Private IP addresses, in pool order."""
     certnames: pulumi.Output[list[str]]
-    """Puppet certnames (the instances' resource-name hostnames), in pool order."""
+    """Puppet certnames (the instances' resource names, from instance id and region), in pool order."""
     security_group_id: pulumi.Output[str]
     """The compile masters' security group."""
 
@@ -223,15 +223,17 @@ class CompileMasterPool(pulumi.ComponentResource):
                     ignore_changes=["subnetId"],
                 ),
             )
-            certname = instance.private_dns.apply(str.lower)
+            # One source for the certname: the instance id and region (the bootstrap derives the
+            # same from IMDS and checks its hostname agrees).
+            certname = instance.arn.apply(pe.instance_certname)
             # A new instance is a new certname, so a new command: its create joins the new
             # one, and the old command's delete (after every create) makes the old one leave.
             joined = primary_command(
                 f"{name}-{index}-join",
                 access,
-                create=pulumi.Output.all(certname, instance.id, args["pool_address"]).apply(
+                create=pulumi.Output.all(certname, instance.arn, args["pool_address"]).apply(
                     lambda values: access.script_command(
-                        "join", values[0], "--instance-id", values[1], "--pool-address", values[2]
+                        "join", values[0], "--instance-arn", values[1], "--pool-address", values[2]
                     )
                 ),
                 delete=certname.apply(
@@ -272,7 +274,7 @@ class CompileMasterPool(pulumi.ComponentResource):
 def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -> str:
     """User data: the bootstrap script with its parameters set in front of it.
 
-    ``primary_files`` is what ``pe_primary.py read`` printed: the CA bundle and hiera.yaml.
+    ``primary_files`` is what the primary script's ``read`` printed: the CA bundle and hiera.yaml.
     """
     try:
         files = json.loads(primary_files)
@@ -289,6 +291,7 @@ def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -
         "PE_POOL_ADDRESS": pool_address,
         "PE_AUTH_ROLE": pe.COMPILER_AUTH_ROLE,
         "PE_PLATFORM_OID": pe.PLATFORM_EXTENSION_OID,
+        "PE_IDENTITY_OID": pe.INSTANCE_IDENTITY_OID,
         "PE_HIERA_YAML": hiera_yaml.strip(),
     }
     script = read_script(BOOTSTRAP_SCRIPT)

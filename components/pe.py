@@ -141,3 +141,21 @@ PE_INFRASTRUCTURE_AGENT_NODE_GROUP = "PE Infrastructure Agent"
 PLATFORM_EXTENSION_OID = "1.3.6.1.4.1.34380.1.2.6099.1"
 """A private certificate extension (Puppet's ppPrivCertExt arc) in which a compile master states its
 platform (e.g. el-9-x86_64); the primary checks it against its own before signing."""
+
+INSTANCE_IDENTITY_OID = "1.3.6.1.4.1.34380.1.2.6099.2"
+"""The CSR attribute in which a compile master's bootstrap carries its EC2 identity document with
+AWS's PKCS#7 signature: the primary signs only a request proven to come from that instance."""
+
+
+def instance_certname(instance_arn: str) -> str:
+    """A compile master's certname: its instance's resource name (the primary script derives the same).
+
+    ``i-0123456789abcdef0.eu-west-1.compute.internal``, or ``….ec2.internal`` in us-east-1:
+    one source, the instance id and region, on both sides.
+    """
+    match = re.fullmatch(r"arn:aws[a-z-]*:ec2:([a-z0-9-]+):\d{12}:instance/(i-[0-9a-f]+)", instance_arn)
+    if not match:
+        raise ValueError(f"{instance_arn!r} is not an EC2 instance ARN")
+    region, instance_id = match.groups()
+    domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+    return f"{instance_id}.{domain}"

@@ -1,7 +1,7 @@
 """Commands on the PE primary: one SSH connection, one script, one way to run it.
 
 Every component that changes the primary goes through ``primary_command``: the host key
-is checked, the script (components/scripts/pe_primary.py) arrives on stdin, and what it
+is checked, the script (built from components/scripts/pe_primary/) arrives on stdin, and what it
 prints is kept secret in state.
 """
 
@@ -15,9 +15,8 @@ import pulumi
 import pulumi_command as command
 
 from . import validation
-from .scripts import read_script
+from .scripts import primary_script
 
-PRIMARY_SCRIPT = "pe_primary.py"
 DEFAULT_SSH_USER = "ec2-user"
 
 # RHEL 8 ships only /usr/libexec/platform-python unless python3 is installed; RHEL 7 and
@@ -101,7 +100,7 @@ def primary_command(
         connection=access.connection(),
         create=create,
         delete=delete,
-        stdin=read_script(PRIMARY_SCRIPT),
+        stdin=primary_script(),
         triggers=list(triggers) or None,
         # Streamed output would land in logs; errors still do.
         logging="stderr" if output_may_hold_secrets else None,

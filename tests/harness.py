@@ -176,6 +176,7 @@ class PeLbMocks(pulumi.runtime.Mocks):
             state["privateIp"] = f"10.20.{len(args.name)}.{abs(hash(args.name)) % 250 + 1}"
             # Resource-name hostnames, as the pool asks for: the certname is the instance id.
             state["privateDns"] = f"{resource_id}.eu-west-1.compute.internal"
+            state["arn"] = f"arn:aws:ec2:eu-west-1:123456789012:instance/{resource_id}"
         if args.typ == "aws:lb/loadBalancer:LoadBalancer":
             state["arn"] = (
                 f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/{args.name}/abc"

@@ -11,20 +11,28 @@ import pytest
 from components import pe
 from components.compile_master_pool import render_bootstrap
 from components.scripts import SCRIPTS_DIR
+from components.scripts.pe_primary.settings import platform_tag
+from tests.certs import puppet_request
 from tests.harness import PRIMARY_FILES
-from tests.stub_primary import SCRIPT as PRIMARY_SCRIPT
 
 SCRIPT = SCRIPTS_DIR / "compile_master_bootstrap.sh"
 HOSTNAME = "i-0ABC123def4567890.eu-west-1.compute.internal"
 CERTNAME = HOSTNAME.lower()
+IDENTITY = "MIAGCSqGSIb3DQEHAqCAMIACAQExCzAJBgUrDgMCGgUAMIAGCSqGSIb3DQEHAaCAJIAEggHb"
 
 STUB_CURL = """#!/bin/bash
-# IMDSv2 (token, local-hostname) and the primary's install.bash; records every call.
+# IMDSv2 (token, instance id, region, hostname, identity), the primary's install.bash and CA;
+# records every call.
 echo "curl $*" >> "$STUB_DIR/calls"
+imds() { [[ $* == *"X-aws-ec2-metadata-token: token-123"* ]] || exit 22; }
 case "$*" in
   *latest/api/token*) echo -n token-123; exit 0 ;;
-  *meta-data/local-hostname*) [[ $* == *"X-aws-ec2-metadata-token: token-123"* ]] || exit 22
-    cat "$STUB_DIR/hostname"; exit 0 ;;
+  *meta-data/instance-id*) imds "$@"; echo -n i-0abc123def4567890; exit 0 ;;
+  *meta-data/placement/region*) imds "$@"; echo -n eu-west-1; exit 0 ;;
+  *meta-data/local-hostname*) imds "$@"; cat "$STUB_DIR/hostname"; exit 0 ;;
+  *instance-identity/pkcs7*) imds "$@"; cat "$STUB_DIR/pkcs7"; exit 0 ;;
+  *puppet-ca/v1/certificate_request/*) [[ -e $STUB_DIR/held.pem ]] || exit 22
+    cat "$STUB_DIR/held.pem"; exit 0 ;;
 esac
 left=$(cat "$STUB_DIR/fails_left" 2>/dev/null || echo 0)
 if (( left > 0 )); then
@@ -39,6 +47,14 @@ INSTALLER
 
 STUB_PUPPET = """#!/bin/bash
 echo "puppet $*" >> "$STUB_DIR/calls"
+case "$1 $2" in
+  "config print") echo "$STUB_DIR/request.pem" ;;
+  "ssl submit_request") left=$(cat "$STUB_DIR/submit_fails_left" 2>/dev/null || echo 0)
+    if (( left > 0 )); then
+      echo $(( left - 1 )) > "$STUB_DIR/submit_fails_left"
+      echo "Error: Failed to submit the CSR, HTTP response was 400" >&2; exit 1
+    fi ;;
+esac
 """
 
 
@@ -50,6 +66,8 @@ def stub_dir(tmp_path: Path) -> Path:
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755 | stat.S_IEXEC)
     (tmp_path / "hostname").write_text(HOSTNAME)
+    # As IMDS serves it: base64 in lines of 64.
+    (tmp_path / "pkcs7").write_text(IDENTITY[:64] + "\n" + IDENTITY[64:] + "\n")
     (tmp_path / "os-release").write_text('NAME="Red Hat Enterprise Linux"\nID="rhel"\nVERSION_ID="9.4"\n')
     return tmp_path
 
@@ -98,21 +116,86 @@ def test_installs_the_agent_trusting_only_the_pe_ca_with_its_own_certname(stub_d
         "main:dns_alt_names=puppet,pool.example.com",
         "extension_requests:pp_auth_role=pe_compiler",
         f"extension_requests:{pe.PLATFORM_EXTENSION_OID}=el-9-x86_64",
+        f"custom_attributes:{pe.INSTANCE_IDENTITY_OID}={IDENTITY}",
     ]  # fmt: skip
     assert [line for line in made if line.startswith("puppet ")] == [
-        "puppet ssl submit_request",
+        "puppet ssl submit_request --color=false",
         "puppet agent --onetime --no-daemonize --no-splay --waitforcert 15 --detailed-exitcodes --verbose",
         "puppet resource service puppet ensure=running enable=true",
     ]
     assert (stub_dir / "puppet" / "hiera.yaml").read_text().startswith("---\nversion: 5")
 
 
-def test_the_certname_is_the_instance_id_hostname_read_with_imdsv2(stub_dir: Path) -> None:
+def test_the_certname_is_built_from_instance_id_and_region_and_the_hostname_must_agree(
+    stub_dir: Path,
+) -> None:
     (stub_dir / "hostname").write_text("ip-10-0-0-5.eu-west-1.compute.internal")
     result = run_bootstrap(stub_dir, rendered(stub_dir))
     assert result.returncode == 1
-    assert "is not the instance id: launch with resource-name hostnames" in result.stderr
+    assert (
+        "hostname ip-10-0-0-5.eu-west-1.compute.internal is not the instance's resource name "
+        f"{CERTNAME}: launch with resource-name hostnames"
+    ) in result.stderr
     assert not any(line.startswith("installer") for line in calls(stub_dir))
+
+
+def test_the_certname_agrees_with_the_one_the_components_derive_from_the_arn() -> None:
+    arn = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0abc123def4567890"
+    assert pe.instance_certname(arn) == CERTNAME
+    east = "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc123def4567890"
+    assert pe.instance_certname(east) == "i-0abc123def4567890.ec2.internal"
+
+
+def test_without_an_identity_document_nothing_is_installed(stub_dir: Path) -> None:
+    (stub_dir / "pkcs7").write_text("")
+    result = run_bootstrap(stub_dir, rendered(stub_dir))
+    assert result.returncode == 1
+    assert "IMDS gave no instance identity document" in result.stderr
+    assert not any(line.startswith("installer") for line in calls(stub_dir))
+
+
+def _request(stub_dir: Path, name: str) -> bytes:
+    pem = puppet_request(CERTNAME, [CERTNAME, "puppet"], {})
+    (stub_dir / name).write_bytes(pem)
+    return pem
+
+
+def test_a_failed_submit_is_retried_and_reported(stub_dir: Path) -> None:
+    (stub_dir / "submit_fails_left").write_text("1")
+    result = run_bootstrap(stub_dir, rendered(stub_dir))
+    assert result.returncode == 0, result.stderr
+    assert "submitting the certificate request failed (attempt 1 of 60): Error: Failed to submit" in (
+        result.stderr
+    )
+    assert [line for line in calls(stub_dir) if "submit_request" in line] == [
+        "puppet ssl submit_request --color=false"
+    ] * 2
+
+
+def test_a_submit_that_keeps_failing_stops_the_bootstrap(stub_dir: Path) -> None:
+    (stub_dir / "submit_fails_left").write_text("99")
+    result = run_bootstrap(stub_dir, rendered(stub_dir), PE_INSTALL_ATTEMPTS="2")
+    assert result.returncode == 1
+    assert f"the CA did not take the certificate request for {CERTNAME} after 2 attempts" in result.stderr
+    assert not any(line.startswith("puppet agent") for line in calls(stub_dir))
+
+
+def test_a_request_already_held_with_this_instances_key_counts_as_submitted(stub_dir: Path) -> None:
+    (stub_dir / "submit_fails_left").write_text("99")
+    (stub_dir / "held.pem").write_bytes(_request(stub_dir, "request.pem"))
+    result = run_bootstrap(stub_dir, rendered(stub_dir))
+    assert result.returncode == 0, result.stderr
+    assert f"the CA already holds this instance's request for {CERTNAME}" in result.stdout
+
+
+def test_a_request_held_with_another_key_stops_the_bootstrap_and_says_why(stub_dir: Path) -> None:
+    (stub_dir / "submit_fails_left").write_text("99")
+    _request(stub_dir, "request.pem")
+    _request(stub_dir, "held.pem")
+    result = run_bootstrap(stub_dir, rendered(stub_dir))
+    assert result.returncode == 1
+    assert f"the CA holds a request for {CERTNAME} made with another key" in result.stderr
+    assert not any(line.startswith("puppet agent") for line in calls(stub_dir))
 
 
 def test_waits_for_a_primary_that_is_still_booting(stub_dir: Path) -> None:
@@ -161,17 +244,5 @@ def test_the_compile_master_and_the_primary_name_a_platform_alike(tmp_path: Path
         text=True,
         check=True,
     ).stdout.strip()
-    from_python = subprocess.run(
-        [
-            "python3",
-            "-c",
-            "import runpy, sys; tag = runpy.run_path(sys.argv[1])['platform_tag'];"
-            "print(tag(open(sys.argv[2]).read(), 'x86_64'))",
-            str(PRIMARY_SCRIPT),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    from_python = platform_tag(text, "x86_64")
     assert from_bash == from_python == expected

@@ -9,7 +9,7 @@ import pytest
 
 from components import CompileMasterPool, CompileMasterPoolArgs, pe
 from components.compile_master_pool import render_bootstrap
-from components.scripts import read_script
+from components.scripts import primary_script
 from tests.conftest import HOST_KEY, SSH_KEY
 from tests.harness import MOCK_AMI, MOCK_CA, MOCK_HIERA, PRIMARY_FILES, Graph, Recorded, is_secret, run
 
@@ -91,13 +91,13 @@ def test_each_compile_master_is_joined_by_the_primary_and_leaves_through_it() ->
     graph = declare(count=2)
     for instance in graph.of_type(INSTANCE):
         certname = instance.outputs["privateDns"]
-        instance_id = certname.split(".")[0]
+        arn = instance.outputs["arn"]
         join = join_of(graph, instance)
         create = join.inputs["create"]
         assert create.startswith("py=$(command -v python3 || echo /usr/libexec/platform-python); ")
         assert shlex.split(create.split("; ", 1)[1]) == [
             "sudo", "-n", "$py", "-", "join", certname,
-            "--instance-id", instance_id, "--pool-address", "puppet-pool.example.com",
+            "--instance-arn", arn, "--pool-address", "puppet-pool.example.com",
         ]  # fmt: skip
         assert shlex.split(join.inputs["delete"].split("; ", 1)[1])[4:] == [
             "leave",
@@ -105,7 +105,7 @@ def test_each_compile_master_is_joined_by_the_primary_and_leaves_through_it() ->
             "--drain-seconds",
             str(pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS),
         ]
-        assert join.inputs["stdin"] == read_script("pe_primary.py")
+        assert join.inputs["stdin"] == primary_script()
         # A new instance is a new certname: a new command (join new, then the old one leaves).
         assert join.inputs["triggers"] == [certname]
         assert instance.urn in join.dependencies

@@ -33,7 +33,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_distribution_holds_the_package_its_scripts_and_poolctl(installed: Path) -> None:
     package = installed / "pe_lb"
     assert (package / "py.typed").exists()
-    assert (package / "scripts" / "pe_primary.py").exists()
+    assert (package / "scripts" / "pe_primary" / "join.py").exists()
     assert (package / "scripts" / "compile_master_bootstrap.sh").exists()
     assert (package / "poolctl" / "cli.py").exists()
     assert (installed / "bin" / "poolctl").exists()

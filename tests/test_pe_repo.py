@@ -9,7 +9,7 @@ import pulumi
 
 from components import PeAgentPoolAddress, PeRepoPoolAddress, pe
 from components.primary import PrimaryAccess, PrimaryAccessArgs
-from components.scripts import read_script
+from components.scripts import primary_script
 from tests.conftest import HOST_KEY, SSH_KEY
 from tests.harness import Graph, is_secret, run
 from tests.stub_primary import POOL, stub_primary
@@ -58,7 +58,7 @@ def test_sets_the_pool_address_in_pe_order_and_reverts_only_it_on_delete() -> No
         "--run-timeout", str(pe.COMPILE_MASTER_RUN_WAIT_SECONDS),
     ]  # fmt: skip
     assert script_arguments(command["delete"])[4:] == ["pe-repo-unset", POOL]
-    assert command["stdin"] == read_script("pe_primary.py")
+    assert command["stdin"] == primary_script()
 
 
 def test_only_a_new_pool_address_replaces_the_command_deleting_the_old_one_first() -> None:
@@ -123,7 +123,7 @@ def test_the_command_line_runs_the_script_from_stdin(tmp_path: Path) -> None:
         line = access.script_command("pe-repo-set", POOL, *primary.argv("pe-repo-set")[1:])
         result = subprocess.run(
             ["sh", "-c", line],
-            input=read_script("pe_primary.py"),
+            input=primary_script(),
             env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
             capture_output=True,
             text=True,
