@@ -3,7 +3,7 @@
     python -m benchmarks.join            # 1, 5 and 20 compile masters, Puppet runs of 2 s
     python -m benchmarks.join 50 --run-seconds 5
 
-Each join runs the real components/scripts/pe_primary.py, concurrently, as a first
+Each join runs the real primary script (components/scripts/pe_primary/), concurrently, as a first
 `pulumi up` runs the join commands. Prints how many Puppet runs the primary made and
 the wall time: the primary's runs are coalesced, so they should stay at one or two
 however many compile masters join. A measurement, not a test: nothing fails on time.
@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.stub_primary import POOL, stub_primary
+from tests.stub_primary import join_arguments, stub_primary
 
 SIZES = (1, 5, 20)
 
@@ -29,7 +29,7 @@ def join_all(count: int, run_seconds: float) -> tuple[int, float]:
         started = time.perf_counter()
         with ThreadPoolExecutor(count) as pool:
             results = list(
-                pool.map(lambda name: primary.run("join", name, "--pool-address", POOL, timeout=600), names)
+                pool.map(lambda name: primary.run("join", name, *join_arguments(name), timeout=600), names)
             )
         elapsed = time.perf_counter() - started
         failed = [result.stderr for result in results if result.returncode != 0]

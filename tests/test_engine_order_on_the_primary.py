@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stub_primary import POOL, StubPrimary, stub_primary
+from tests.stub_primary import POOL, StubPrimary, instance_arn, join_arguments, stub_primary
 
 OLD = [f"i-0{c * 16}.eu-west-1.compute.internal" for c in "ab"]
 NEW = [f"i-0{c * 16}.eu-west-1.compute.internal" for c in "cd"]
@@ -36,7 +36,7 @@ def ok(primary: StubPrimary, *argv: str) -> None:
 def first_up(primary: StubPrimary) -> None:
     for certname in OLD:
         primary.request_certificate(certname)
-        ok(primary, "join", certname, "--pool-address", POOL)
+        ok(primary, "join", certname, *join_arguments(certname))
     ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(OLD))
     ok(primary, "agent-set", POOL)
 
@@ -50,7 +50,7 @@ def assert_pool_in_use(primary: StubPrimary, compile_masters: list[str]) -> None
 def test_scaling_out_reruns_pe_repo_and_keeps_the_pool(primary: StubPrimary) -> None:
     first_up(primary)
     primary.request_certificate(NEW[0])
-    ok(primary, "join", NEW[0], "--pool-address", POOL)  # the new compile master's command: create
+    ok(primary, "join", NEW[0], *join_arguments(NEW[0]))  # the new compile master's command: create
     ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join([*OLD, NEW[0]]))  # update: create again
     assert_pool_in_use(primary, [*OLD, NEW[0]])
 
@@ -59,7 +59,7 @@ def test_a_new_image_joins_the_new_compile_masters_then_the_old_ones_leave(prima
     first_up(primary)
     for certname in NEW:  # replaced joins: the new creates first...
         primary.request_certificate(certname)
-        ok(primary, "join", certname, "--pool-address", POOL)
+        ok(primary, "join", certname, *join_arguments(certname))
     ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(NEW))  # pe_repo: an update
     for certname in OLD:  # ...the old deletes at the end of the update
         ok(primary, "leave", certname)
@@ -73,13 +73,13 @@ def test_a_new_pool_address_sets_the_new_one_before_the_old_one_is_removed(prima
     old_pool = "old-pool.example.com"
     for certname in OLD:
         primary.request_certificate(certname, alt_names=[certname, "puppet", old_pool])
-        ok(primary, "join", certname, "--pool-address", old_pool)
+        ok(primary, "join", certname, "--pool-address", old_pool, "--instance-arn", instance_arn(certname))
     ok(primary, "pe-repo-set", old_pool, "--compile-masters", ",".join(OLD))
     ok(primary, "agent-set", old_pool)
     # New certificates name the new pool: new compile masters, new pe_repo and PE Agent commands...
     for certname in NEW:
         primary.request_certificate(certname)
-        ok(primary, "join", certname, "--pool-address", POOL)
+        ok(primary, "join", certname, *join_arguments(certname))
     ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(NEW))
     ok(primary, "agent-set", POOL)
     # ...then every old command's delete, last.

@@ -1,4 +1,4 @@
-"""Files the primary script changes: under a lock, replaced atomically, nothing lost, run as on the primary."""
+"""Files the primary script changes: under a lock, replaced atomically, nothing lost."""
 
 import os
 import subprocess
@@ -64,7 +64,9 @@ def test_twenty_concurrent_joins_and_leaves_lose_no_line(tmp_path: Path, python:
     os.chown(pg_ident, NOBODY, NOBODY)
     joining = [certname(index) for index in range(20)]
 
-    change_concurrently(pg_ident, [("join", name) for name in joining] + [("leave", name) for name in leaving], python)
+    change_concurrently(
+        pg_ident, [("join", name) for name in joining] + [("leave", name) for name in leaving], python
+    )
 
     lines = pg_ident.read_text(encoding="utf-8").splitlines()
     assert lines[: len(PE_LINES)] == PE_LINES, "PE's own lines stay, in order"

@@ -1,19 +1,22 @@
-"""components/scripts/pe_primary.py run for real against the stub PE primary (tests/stub_primary.py)."""
+"""The primary script (built from components/scripts/pe_primary/) run for real against the stub PE primary."""
 
 import glob
 import json
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.aws_identity import FakeAws
 from tests.certs import puppet_request
 from tests.stub_primary import (
+    ACCOUNT,
     INFRA_AGENT_ID,
     PE_AGENT_ID,
     PE_MASTER_ID,
@@ -22,14 +25,17 @@ from tests.stub_primary import (
     POOL,
     PP_AUTH_ROLE_OID,
     PRIMARY,
+    REGION,
     StubPrimary,
+    instance_arn,
+    join_arguments,
     stub_primary,
 )
 
 CM = "i-0abc123def4567890.eu-west-1.compute.internal"
 OTHER = "i-0fffffffffffffff0.eu-west-1.compute.internal"
 INSTANCE = "i-0abc123def4567890"
-JOIN = ("--pool-address", POOL, "--instance-id", INSTANCE)
+JOIN = join_arguments(CM)
 PUPPET_RUN = "puppet agent --onetime --no-daemonize --no-splay"
 
 
@@ -37,6 +43,22 @@ PUPPET_RUN = "puppet agent --onetime --no-daemonize --no-splay"
 def primary(tmp_path: Path) -> Iterator[StubPrimary]:
     with stub_primary(tmp_path) as stub:
         yield stub
+
+
+def output_until(process: "subprocess.Popen[str]", text: str) -> str:
+    """What the running script printed up to and including the first line holding ``text``."""
+    assert process.stdout is not None
+    seen = ""
+    for line in process.stdout:
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"the script ended without printing {text!r}: {seen}")
+
+
+def finish(process: "subprocess.Popen[str]") -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=60)
+    return process.returncode, stdout, stderr
 
 
 def shape(events: list[str]) -> list[str]:
@@ -73,48 +95,230 @@ def test_join_verifies_signs_pins_and_runs_puppet_in_pe_order(primary: StubPrima
 
 
 def test_join_waits_for_the_request_and_the_first_run(primary: StubPrimary) -> None:
-    primary.report_delay = 0.5
-    threading.Timer(0.4, primary.request_certificate, [CM]).start()
-    result = primary.run("join", CM, *JOIN)
-    assert result.returncode == 0, result.stderr
-    assert f"waiting for the certificate request of {CM}" in result.stdout
-    assert f"waiting for the first Puppet run of {CM}" in result.stdout
+    primary.never_reports.add(CM)
+    join = primary.start("join", CM, *JOIN)
+    output_until(join, f"waiting for the certificate request of {CM}")
+    primary.request_certificate(CM)
+    output_until(join, f"waiting for the first Puppet run of {CM}")
+    assert primary.puppet_runs() == []
+    primary.never_reports.discard(CM)
+    code, _, stderr = finish(join)
+    assert code == 0, stderr
     assert len(primary.puppet_runs()) == 1
 
 
-@pytest.mark.parametrize(
-    ("arrange", "reason"),
-    [
-        (
-            {"alt_names": [CM, "puppet", POOL, "evil.example.com"]},
-            "its alt names are ['evil.example.com', '" + CM + "', 'pool.example.com', 'puppet']",
-        ),
-        ({"alt_names": [CM, "puppet"]}, "its alt names are"),
-        ({"role": None}, "its pp_auth_role is None, not 'pe_compiler'"),
-        ({"role": "pe_postgres"}, "its pp_auth_role is 'pe_postgres'"),
-        ({"common_name": "other.example.com"}, f"its subject is 'other.example.com', not '{CM}'"),
-        (
-            {"platform": "el-8-x86_64"},
-            f"it runs el-8-x86_64 but the primary runs {PLATFORM} (PE: compilers run the primary's OS",
-        ),
-        ({"platform": "el-9-aarch64"}, "it runs el-9-aarch64 but the primary runs el-9-x86_64"),
-        ({"platform": None}, "it runs an undeclared platform"),
-    ],
-)
-def test_a_request_that_is_not_a_compile_master_of_this_pool_is_left_unsigned(
-    primary: StubPrimary, arrange: dict[str, object], reason: str
+OTHER_INSTANCE = "i-0fffffffffffffff0"
+PP_CLI_AUTH = "1.3.6.1.4.1.34380.1.3.39"
+PP_ENVIRONMENT = "1.3.6.1.4.1.34380.1.1.12"
+CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7"
+Arrange = Callable[[StubPrimary], dict[str, Any]]
+
+
+def _signed_elsewhere(primary: StubPrimary) -> dict[str, Any]:
+    impostor = FakeAws(primary.root / "impostor")
+    return {"identity": impostor.pkcs7(INSTANCE, REGION, ACCOUNT)}
+
+
+REFUSED: dict[str, tuple[Arrange, str]] = {
+    "extra alt name": (
+        lambda p: {"alt_names": [CM, "puppet", POOL, "evil.example.com"]},
+        "its alt names are ['evil.example.com', '" + CM + "', 'pool.example.com', 'puppet']",
+    ),
+    "missing alt name": (lambda p: {"alt_names": [CM, "puppet"]}, "its alt names are"),
+    "duplicate alt name": (
+        lambda p: {"alt_names": [CM, "puppet", POOL, "PUPPET"]},
+        f"(allowed: exactly {CM}, pool.example.com, puppet, each once)",
+    ),
+    "IP alt name": (
+        lambda p: {"ip_alt_name": "10.0.0.1"},
+        "it asks for alt names that are not DNS names: IP address 10.0.0.1",
+    ),
+    "no role": (lambda p: {"role": None}, "its pp_auth_role is None, not 'pe_compiler'"),
+    "another role": (lambda p: {"role": "pe_postgres"}, "its pp_auth_role is 'pe_postgres'"),
+    "another OS": (
+        lambda p: {"platform": "el-8-x86_64"},
+        f"it runs el-8-x86_64 but the primary runs {PLATFORM} (PE: compilers run the primary's OS",
+    ),
+    "another architecture": (
+        lambda p: {"platform": "el-9-aarch64"},
+        "it runs el-9-aarch64 but the primary runs el-9-x86_64",
+    ),
+    "no platform": (lambda p: {"platform": None}, "it runs an undeclared platform"),
+    "CA admin rights": (
+        lambda p: {"extra_extensions": {PP_CLI_AUTH: "true"}},
+        "it asks for the extension pp_cli_auth, which a compile master never needs",
+    ),
+    "another extension": (
+        lambda p: {"extra_extensions": {PP_ENVIRONMENT: "production"}},
+        f"it asks for the extension {PP_ENVIRONMENT}, which a compile master never needs",
+    ),
+    "two extension requests": (
+        lambda p: {"second_extension_request": {PP_AUTH_ROLE_OID: "pe_compiler"}},
+        "it has 2 extension requests (allowed: exactly one)",
+    ),
+    "duplicate extension": (
+        lambda p: {"duplicate_extension": True},
+        "it asks for the extension pp_auth_role more than once",
+    ),
+    "another attribute": (
+        lambda p: {"custom_attributes": {CHALLENGE_PASSWORD: "let-me-in"}},
+        f"it carries the attribute {CHALLENGE_PASSWORD}, which a compile master's request never has",
+    ),
+    "no proof of origin": (lambda p: {"identity": None}, "it carries no instance identity document"),
+    "another instance's proof": (
+        lambda p: {"identity": p.aws.pkcs7(OTHER_INSTANCE, REGION, ACCOUNT)},
+        f"its identity document names instanceId '{OTHER_INSTANCE}', not '{INSTANCE}'",
+    ),
+    "another account's proof": (
+        lambda p: {"identity": p.aws.pkcs7(INSTANCE, REGION, "210987654321")},
+        "its identity document names accountId '210987654321', not '123456789012'",
+    ),
+    "another region's proof": (
+        lambda p: {"identity": p.aws.pkcs7(INSTANCE, "us-east-1", ACCOUNT)},
+        "its identity document names region 'us-east-1', not 'eu-west-1'",
+    ),
+    "an old launch": (
+        lambda p: {"identity": p.aws.pkcs7(INSTANCE, REGION, ACCOUNT, pending_time="2026-01-01T00:00:00Z")},
+        "its identity document's launch time 2026-01-01T00:00:00Z is older than 604800 s",
+    ),
+    "a proof AWS did not sign": (_signed_elsewhere, "its instance identity document is not AWS's"),
+}
+
+
+def assert_nothing_changed(primary: StubPrimary, ident_before: str) -> None:
+    """Nothing signed (not even signed-then-revoked), no pin, no pg_ident.conf line, no Puppet run."""
+    assert not any(line.startswith(("PUT", "POST")) for line in primary.events())
+    assert CM not in primary.certificates and CM not in primary.revoked
+    assert primary.group("PE Infrastructure Agent")["pinned"] == []
+    assert primary.pg_ident.read_text() == ident_before
+    assert primary.puppet_runs() == []
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
+def test_a_request_that_is_not_exactly_this_instances_compile_master_request_is_refused_untouched(
+    primary: StubPrimary, case: str
 ) -> None:
-    primary.request_certificate(CM, **arrange)  # type: ignore[arg-type]
+    arrange, reason = REFUSED[case]
+    primary.request_certificate(CM, **arrange(primary))
     before = primary.pg_ident.read_text()
     result = primary.run("join", CM, *JOIN)
     assert result.returncode == 1
-    assert f"pe-lb join: the certificate request of {CM} was not signed: " in result.stderr
+    assert f"pe-lb join: the certificate request of {CM} was refused, nothing was changed: " in result.stderr
     assert reason in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not any(line.startswith("PUT") for line in primary.events())
+    assert f"clean it (puppetserver ca clean --certname {CM}) and replace the instance" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert_nothing_changed(primary, before)
+
+
+def test_every_problem_of_a_request_is_named_at_once(primary: StubPrimary) -> None:
+    primary.request_certificate(
+        CM, extra_extensions={PP_CLI_AUTH: "true"}, ip_alt_name="10.0.0.1", identity=None
+    )
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    for reason in ("pp_cli_auth", "IP address 10.0.0.1", "no instance identity document"):
+        assert reason in result.stderr
+
+
+def test_a_ca_that_would_refuse_a_compiler_stops_the_join_before_it_changes_anything(
+    primary: StubPrimary,
+) -> None:
+    primary.write_ca_conf(allow_subject_alt_names=None, allow_authorization_extensions=False)
+    primary.request_certificate(CM)
+    before = primary.pg_ident.read_text()
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert (
+        "the CA would refuse a compile master's request: set allow-subject-alt-names: true and "
+        "allow-authorization-extensions: true in the certificate-authority section of "
+        f"{primary.ca_conf} and restart pe-puppetserver"
+    ) in result.stderr
+    assert_nothing_changed(primary, before)
+
+
+def test_a_signing_the_ca_refuses_takes_back_the_pin_and_the_postgresql_lines(primary: StubPrimary) -> None:
+    # ca.conf changed on disk but the CA not restarted: it still refuses alt names (as a real one does).
+    primary.write_ca_conf(allow_subject_alt_names=False)
+    primary.write_ca_conf(restart=False)
+    primary.request_certificate(CM)
+    before = primary.pg_ident.read_text()
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert "answered HTTP 409" in result.stderr and "allow-subject-alt-names" in result.stderr
+    assert "(its pin and pg_ident.conf entry were taken back)" in result.stderr
     assert CM not in primary.certificates
-    assert primary.pg_ident.read_text() == before, "stopped before touching PE-PostgreSQL"
+    assert primary.group("PE Infrastructure Agent")["pinned"] == []
+    assert primary.pg_ident.read_text() == before
     assert primary.puppet_runs() == []
+
+
+def test_a_new_request_for_a_joined_name_with_another_key_is_refused(primary: StubPrimary) -> None:
+    primary.request_certificate(CM)
+    assert primary.run("join", CM, *JOIN).returncode == 0
+    assert primary.run("leave", CM).returncode == 0
+    # Someone copies the instance's identity document (readable from the CA) into a request of their own.
+    primary.request_certificate(CM)
+    result = primary.run("join", CM, *JOIN)
+    assert result.returncode == 1
+    assert f"its key is not the one pe-lb verified for {CM} before" in result.stderr
+    assert CM not in primary.certificates
+
+
+def test_the_same_instance_may_join_again_and_its_old_puppetdb_record_is_not_its_first_run(
+    primary: StubPrimary,
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    primary.request_certificate(CM, key=key)
+    assert primary.run("join", CM, *JOIN).returncode == 0
+    assert primary.run("leave", CM).returncode == 0
+    primary.request_certificate(CM, key=key)
+    primary.never_reports.add(CM)
+    result = primary.run("join", CM, *JOIN, "--run-timeout", "0")
+    assert result.returncode == 1, "the deactivated node's last report is not a new first run"
+    assert f"{CM} (instance {INSTANCE}) reported no Puppet run" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ("join", "I-0ABC.eu-west-1.compute.internal"),
+            "certname 'I-0ABC.eu-west-1.compute.internal' is not one",
+        ),
+        (("leave", "../etc/passwd"), "certname '../etc/passwd' is not one Puppet allows"),
+        (("leave", "a b"), "certname 'a b' is not one Puppet allows"),
+        (("leave", "nodé.example.com"), "is not one Puppet allows"),
+        (("leave", CM, "--drain-seconds", "nan"), "'nan' is not a finite number of seconds, 0 or more"),
+        (("leave", CM, "--drain-seconds", "-5"), "'-5' is not a finite number of seconds, 0 or more"),
+        (("pe-repo-set", "pool example.com"), "pe-repo-set 'pool example.com' is not a DNS name"),
+        (("agent-set", "pool_1.example.com"), "agent-set 'pool_1.example.com' is not a DNS name"),
+        (
+            ("join", CM, "--pool-address", "p?ol.example.com"),
+            "--pool-address 'p?ol.example.com' is not a DNS",
+        ),
+        (("join", CM, "--pool-address", POOL), "join needs --instance-arn"),
+        (
+            ("join", CM, "--pool-address", POOL, "--instance-arn", "arn:foo"),
+            "--instance-arn 'arn:foo' is not",
+        ),
+        (("pe-repo-set", POOL, "--compile-masters", "a,B"), "certname 'B' is not one Puppet allows"),
+    ],
+)
+def test_bad_arguments_are_one_line_usage_errors_before_anything_runs(
+    primary: StubPrimary, argv: tuple[str, ...], message: str
+) -> None:
+    result = primary.run(*argv)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert primary.events() == []
+
+
+def test_a_certname_that_is_not_the_instances_own_name_is_refused(primary: StubPrimary) -> None:
+    result = primary.run("join", CM, "--pool-address", POOL, "--instance-arn", instance_arn(OTHER))
+    assert result.returncode == 1
+    assert f"certname {CM} is not instance {OTHER_INSTANCE}'s name {OTHER}" in result.stderr
+    assert primary.events() == []
 
 
 def test_join_signs_only_its_own_certname(primary: StubPrimary) -> None:
@@ -185,10 +389,12 @@ def test_a_held_agent_lock_is_waited_for(primary: StubPrimary) -> None:
     primary.request_certificate(CM)
     lock = primary.root / "agent_catalog_run.lock"
     lock.touch()
-    threading.Timer(0.6, lock.unlink).start()
-    result = primary.run("join", CM, *JOIN)
-    assert result.returncode == 0, result.stderr
-    assert "waiting for the Puppet run in progress on the primary to finish" in result.stdout
+    join = primary.start("join", CM, *JOIN)
+    output_until(join, "waiting for the Puppet run in progress on the primary to finish")
+    assert primary.puppet_runs() == []
+    lock.unlink()
+    code, _, stderr = finish(join)
+    assert code == 0, stderr
     assert len(primary.puppet_runs()) == 1
 
 
@@ -225,7 +431,7 @@ def test_concurrent_joins_share_primary_runs(primary: StubPrimary) -> None:
         primary.request_certificate(name)
     primary.set_puppet(run_seconds=0.6)
     with ThreadPoolExecutor(len(names)) as pool:
-        results = list(pool.map(lambda name: primary.run("join", name, "--pool-address", POOL), names))
+        results = list(pool.map(lambda name: primary.run("join", name, *join_arguments(name)), names))
     assert all(result.returncode == 0 for result in results), [r.stderr for r in results]
     runs = len(primary.puppet_runs())
     assert 1 <= runs <= 2, f"{runs} primary runs for {len(names)} joins"
@@ -307,10 +513,12 @@ def test_pe_repo_set_then_compile_masters_then_the_primary(primary: StubPrimary)
 
 def test_pe_repo_waits_for_each_compile_masters_own_run_before_the_primarys(primary: StubPrimary) -> None:
     primary.compile_masters_run_on_their_own = False
-    threading.Timer(0.5, primary.compile_master_runs, [CM]).start()
-    result = primary.run("pe-repo-set", POOL, "--compile-masters", CM)
-    assert result.returncode == 0, result.stderr
-    assert f"waiting for {CM}'s next Puppet run to serve an install script naming {POOL}" in result.stdout
+    pe_repo = primary.start("pe-repo-set", POOL, "--compile-masters", CM)
+    output_until(pe_repo, f"waiting for {CM}'s next Puppet run to serve an install script naming {POOL}")
+    assert primary.puppet_runs() == []
+    primary.compile_master_runs(CM)
+    code, _, stderr = finish(pe_repo)
+    assert code == 0, stderr
     events = primary.events()
     last_check = max(i for i, line in enumerate(events) if "install.bash" in line)
     assert events.index(next(line for line in events if line.startswith("puppet agent"))) > last_check
@@ -441,29 +649,30 @@ def test_unreadable_certificates_are_reported(primary: StubPrimary) -> None:
 
 def test_the_script_agrees_with_components_pe() -> None:
     """The script runs alone on the primary, so it has its own copies of pe.py's names."""
-    import runpy
-
     from components import pe
-    from tests.stub_primary import SCRIPT
+    from components.scripts.pe_primary import __main__ as cli
+    from components.scripts.pe_primary import constants, names, pool_settings
 
-    script = runpy.run_path(str(SCRIPT))
-    assert script["PUPPETSERVER_PORT"] == pe.PUPPETSERVER_PORT
-    assert script["CLASSIFIER_PORT"] == pe.CLASSIFIER_PORT
-    assert script["PE_MASTER_GROUP"] == pe.PE_MASTER_NODE_GROUP
-    assert script["PE_INFRASTRUCTURE_AGENT_GROUP"] == pe.PE_INFRASTRUCTURE_AGENT_NODE_GROUP
-    assert script["PE_REPO_PARAMETER"] == pe.PE_REPO_POOL_ADDRESS_PARAMETER
-    assert script["COMPILER_AUTH_ROLE"] == pe.COMPILER_AUTH_ROLE
-    assert script["OID_PLATFORM"] == pe.PLATFORM_EXTENSION_OID == PLATFORM_OID
-    assert script["PCP_BROKER_PORT"] == pe.PCP_BROKER_PORT
-    actions = script["parser"]()._actions[1].choices
-    assert pe.PE_REPO_SET_ACTION in actions and f"{pe.PE_AGENT_ACTION}-set" in actions
+    assert constants.PUPPETSERVER_PORT == pe.PUPPETSERVER_PORT
+    assert constants.CLASSIFIER_PORT == pe.CLASSIFIER_PORT
+    assert constants.PE_MASTER_GROUP == pe.PE_MASTER_NODE_GROUP
+    assert constants.PE_INFRASTRUCTURE_AGENT_GROUP == pe.PE_INFRASTRUCTURE_AGENT_NODE_GROUP
+    assert constants.PE_REPO_PARAMETER == pe.PE_REPO_POOL_ADDRESS_PARAMETER
+    assert constants.COMPILER_AUTH_ROLE == pe.COMPILER_AUTH_ROLE
+    assert constants.OID_PLATFORM == pe.PLATFORM_EXTENSION_OID == PLATFORM_OID
+    assert constants.OID_INSTANCE_IDENTITY == pe.INSTANCE_IDENTITY_OID
+    assert constants.PCP_BROKER_PORT == pe.PCP_BROKER_PORT
+    assert pe.PE_REPO_SET_ACTION in cli.ACTIONS and f"{pe.PE_AGENT_ACTION}-set" in cli.ACTIONS
+    for arn in (instance_arn(CM), "arn:aws:ec2:us-east-1:123456789012:instance/i-0abc123def4567890"):
+        region, _, instance_id = names.instance_arn(arn)
+        assert names.instance_certname(instance_id, region) == pe.instance_certname(arn)
     for text, address in [
         ("PE_MASTER='pool.example.com'", "pool.example.com"),
         ("PE_MASTER='old-pool.example.com'", "pool.example.com"),
         ("https://pool.example.com.au:8140", "pool.example.com"),
         ("https://POOL.example.com:8140", "pool.example.com"),
     ]:
-        assert script["names_address"](text, address) == pe.install_script_names(text, address)
+        assert pool_settings.names_address(text, address) == pe.install_script_names(text, address)
 
 
 def python_36() -> str | None:
@@ -483,8 +692,18 @@ PYTHON_36 = python_36()
 
 
 @pytest.mark.skipif(PYTHON_36 is None, reason="no Python 3.6 on this machine; vermin still checks the syntax")
-def test_every_action_runs_on_python_3_6_as_rhel_8s_platform_python(primary: StubPrimary) -> None:
+def test_every_action_runs_on_python_3_6_as_rhel_8s_platform_python(
+    primary: StubPrimary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without LANG or LC_ALL, as over RHEL's non-interactive SSH, and with a non-ASCII hiera.yaml."""
     assert PYTHON_36 is not None
+    for name in ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONIOENCODING", "PYTHONUTF8"):
+        monkeypatch.delenv(name, raising=False)
+    hiera = "---\nversion: 5\n# Zürich, 東京\nhierarchy: []\n"
+    (primary.root / "hiera.yaml").write_text(hiera, encoding="utf-8")
+    read = primary.run("read", python=PYTHON_36)
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout)["hieraYaml"] == hiera
     primary.request_certificate(CM)
     for argv in (
         ("join", CM, *JOIN),

@@ -175,7 +175,10 @@ class CertificateData:
         if self.is_request:
             found.extend(self._attribute_problems())
         found.extend(self._extension_problems())
-        names = [name.lower() for name in self.alt_names]
+        others = [name for name in self.alt_names if " " in name]
+        if others:
+            found.append("it asks for alt names that are not DNS names: " + ", ".join(others))
+        names = [name.lower() for name in self.dns_names]
         expected = {certname, "puppet", pool_address}
         if self.is_request:
             wanted = sorted(expected)

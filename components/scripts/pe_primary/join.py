@@ -19,7 +19,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 from . import names
 from .api import quoted
@@ -31,6 +31,7 @@ from .files import load_json, update_json
 from .identity import identity_problems
 from .primary import Primary
 
+CLOCK_SKEW_SECONDS = 60
 SIGNED_KEYS = "signed-keys.json"
 """certname -> SHA-256 of the public key pe-lb verified for it: a later request with another key
 for the same certname (a name is one instance's, forever) is not that instance's."""
@@ -48,7 +49,7 @@ def join(primary: Primary, certname: str) -> None:
 
     status = wait_for(
         f"the certificate request of {certname}",
-        lambda: primary.ca.status(certname),
+        lambda: _status(primary, certname),
         args.csr_timeout,
         args.poll_seconds,
         f"no certificate request from instance {instance_id} (certname {certname}) "
@@ -84,6 +85,7 @@ def join(primary: Primary, certname: str) -> None:
             )
         )
         _record_key(primary, certname, request)
+        signed_since = time.time()
         _sign(primary, certname, request, platform)
     else:
         signed = primary.ca.certificate(certname)
@@ -94,10 +96,11 @@ def join(primary: Primary, certname: str) -> None:
             )
         say(f"{certname} is already signed and verified")
         _admit(primary, certname)
+        signed_since = 0.0
 
     first_run = wait_for(
         f"the first Puppet run of {certname} (it starts once its certificate is signed)",
-        lambda: (primary.puppetdb.request("GET", "/nodes/" + quoted(certname)) or {}).get("report_timestamp"),
+        lambda: _reported_since(primary, certname, signed_since),
         args.run_timeout,
         args.poll_seconds,
         f"{certname} (instance {instance_id}) reported no Puppet run "
@@ -118,6 +121,18 @@ def join(primary: Primary, certname: str) -> None:
         f"may reach it on {PUPPETSERVER_PORT} (primaryCidrs)",
     )
     say(f"{certname} joined the pool: {status_url} answers 200")
+
+
+def _status(primary: Primary, certname: str) -> Optional[Dict[str, Any]]:
+    """certificate_status; for a request the CA cannot describe (it answers 500 for one with a
+    repeated extension), the request itself, so the checks below name what is wrong with it."""
+    try:
+        return primary.ca.status(certname)
+    except StepError as failure:
+        if "HTTP 500" not in str(failure):
+            raise
+        primary.ca.request(certname)  # raises if there is no readable request either
+        return {"state": "requested", "name": certname}
 
 
 def verification_problems(
@@ -192,6 +207,20 @@ def _sign(primary: Primary, certname: str, request: CertificateData, platform: s
             ) from None
         raise StepError(f"{failure} (its pin and pg_ident.conf entry were taken back)") from None
     say(f"signed {certname}")
+
+
+def _reported_since(primary: Primary, certname: str, since: float) -> str:
+    """The node's last report time in PuppetDB if it is an active node's, from ``since`` on ('' if not).
+
+    PuppetDB keeps a purged node's record, deactivated, with its old report: a certname that
+    joins again must not take that for its first run.
+    """
+    node = primary.puppetdb.request("GET", "/nodes/" + quoted(certname)) or {}
+    reported = str(node.get("report_timestamp") or "")
+    if not reported or node.get("deactivated") or node.get("expired"):
+        return ""
+    # The report's time is the compile master's clock: allow for a little skew.
+    return reported if _epoch(reported) >= since - CLOCK_SKEW_SECONDS else ""
 
 
 def _epoch(timestamp: str) -> float:
