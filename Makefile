@@ -16,7 +16,7 @@ endif
 endif
 STACK ?= dev
 
-.PHONY: up test test-pythons lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
+.PHONY: up test test-puppet test-pythons lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
 
 up:
 	@./scripts/require-pulumi
@@ -53,6 +53,20 @@ lint: venv
 
 test: lint
 	"$(PY)" -m pytest
+
+# The real-Puppet tier (tests/real_puppet): the primary script against open-source Puppet 7 on this
+# machine (Debian 12, as root), installing the packages it lacks. Never part of `make test`.
+REAL_PUPPET_PACKAGES := puppetserver puppet puppetdb puppet-terminus-puppetdb postgresql
+test-puppet: venv
+	@[ "$$(id -u)" = 0 ] || { echo "make test-puppet: run it as root (it installs Debian packages and runs PostgreSQL as postgres)" >&2; exit 1; }
+	@command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || { echo "make test-puppet: needs Debian 12 (dpkg, apt-get)" >&2; exit 1; }
+	@missing=$$(for package in $(REAL_PUPPET_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Status}' "$$package" 2>/dev/null | grep -qx installed || echo "$$package"; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make test-puppet: installing" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(REAL_PUPPET_PACKAGES); \
+	fi
+	PE_LB_REAL_PUPPET=1 "$(PY)" -m pytest tests/real_puppet -p no:cacheprovider
 
 # The test suite on every other supported Python, each in its own venv (.venv-3.12, ...).
 test-pythons:

@@ -717,3 +717,13 @@ def test_every_action_runs_on_python_3_6_as_rhel_8s_platform_python(
         result = primary.run(*argv, python=PYTHON_36)
         assert result.returncode == 0, (argv, result.stderr)
     assert primary.signed == set() and primary.pool_address is None
+
+
+def test_leave_of_a_node_whose_join_was_refused_removes_its_unsigned_request(primary: StubPrimary) -> None:
+    primary.request_certificate(CM, identity=None)
+    assert primary.run("join", CM, *JOIN).returncode == 1
+    result = primary.run("leave", CM)
+    assert result.returncode == 0, result.stderr
+    assert f"{CM} had only an unsigned request on the CA: removed it" in result.stdout
+    assert CM not in primary.requests and CM not in primary.certificates
+    assert not any(line.startswith("puppet node purge") for line in primary.events())

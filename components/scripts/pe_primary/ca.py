@@ -30,6 +30,10 @@ class CertificateAuthority:
     def set_state(self, certname: str, state: str) -> None:
         self.api.request("PUT", "/certificate_status/" + quoted(certname), {"desired_state": state})
 
+    def remove(self, certname: str) -> None:
+        """Everything the CA holds for ``certname`` (an unsigned request, here)."""
+        self.api.request("DELETE", "/certificate_status/" + quoted(certname))
+
     def _pem(self, path: str, certname: str) -> str:
         text = self.api.request("GET", path + quoted(certname), accept="text/plain")
         if text is None:

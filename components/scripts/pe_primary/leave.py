@@ -19,8 +19,14 @@ def leave(primary: Primary, certname: str) -> None:
         say(f"waiting {args.drain_seconds:.0f} s for connections to {certname} to drain")
         time.sleep(args.drain_seconds)
     changed = False
-    if primary.ca.status(certname) is None:
+    status = primary.ca.status(certname)
+    if status is None:
         say(f"{certname} has no certificate on the CA: already purged")
+    elif status.get("state") == "requested":
+        # Never signed (its join refused it or never ran): nothing to revoke; `puppet node purge`
+        # (puppetserver ca clean) refuses an unsigned request, the CA API removes it.
+        primary.ca.remove(certname)
+        say(f"{certname} had only an unsigned request on the CA: removed it")
     else:
         run_checked([args.puppet, "node", "purge", certname, "--color=false"])
         say(f"purged {certname} (certificate revoked and cleaned, node deactivated in PuppetDB)")
