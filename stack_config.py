@@ -3,7 +3,7 @@
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from components.compile_master_pool import (
     MAX_COMPILE_MASTERS,
     ROOT_VOLUME_GB_RANGE,
 )
-from components.network import user_tags
+from components.network import check_inbound_rule_quota, user_tags
 from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
 from components.pool_health_gate import TIMEOUT_SECONDS_RANGE as WAIT_SECONDS_RANGE
 from components.pool_health_gate import AwsAccountArgs
@@ -168,7 +168,7 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         agent_cidrs=reader.required(
             "agentCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False, ipv4_only=True)
         ),
-        ssh_private_key=reader.secret("sshPrivateKey", required=True) or "",
+        ssh_private_key=reader.secret("sshPrivateKey", _private_key, required=True) or "",
         compile_master_count=reader.integer("compileMasterCount", DEFAULT_COUNT, 1, MAX_COMPILE_MASTERS),
         instance_type=reader.optional("instanceType", _instance_type) or DEFAULT_INSTANCE_TYPE,
         ami_id=reader.required("amiId", lambda k, v: validation.aws_id(k, v, "ami")),
@@ -220,7 +220,10 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         )
         or [],
         primary_cidrs=reader.required(
-            "primaryCidrs", lambda k, v: validation.cidr_list(k, _json(k, v), allow_empty=False)
+            "primaryCidrs",
+            lambda k, v: validation.cidr_list(
+                k, _json(k, v), allow_empty=False, ipv4_only=True, why_ipv4=COMPILE_MASTERS_ARE_IPV4
+            ),
         ),
         tags=reader.optional("tags", lambda k, v: dict(user_tags(k, _json(k, v)))) or {},
         wait_for_healthy=reader.boolean("waitForHealthy", True),
@@ -232,6 +235,7 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
     drained = reader.optional("drainedCompileMasters", lambda k, v: _pool_indexes(k, v, settings))
     if drained:
         settings = dataclasses.replace(settings, drained_compile_masters=drained)
+    reader.errors.extend(_rule_quota_errors(settings))
     if reader.errors:
         raise ConfigError("\n".join(reader.errors))
     return settings
@@ -255,7 +259,9 @@ class _Reader:
         try:
             return check(key, self.raw[key])
         except ValueError as error:
-            self.errors.append(str(error))
+            message = str(error)
+            # A check's own error names its key; one from deeper down (int(), json) gets it here.
+            self.errors.append(message if message.startswith(key) else f"{key}: {message}")
             return None
 
     def optional(self, key: str, check: Callable[[str, str], T]) -> T | None:
@@ -275,7 +281,7 @@ class _Reader:
             try:
                 number = int(v)
             except ValueError:
-                raise ValueError(f"{k}={v!r} must be a whole number {low}..{high}") from None
+                raise ValueError(f"{k}={validation.shown(v)} must be a whole number {low}..{high}") from None
             return validation.int_in_range(k, number, low, high, why)
 
         value = self.optional(key, check)
@@ -284,13 +290,14 @@ class _Reader:
     def boolean(self, key: str, default: bool) -> bool:
         def check(k: str, v: str) -> bool:
             if v.lower() not in ("true", "false"):
-                raise ValueError(f"{k}={v!r} must be true or false")
+                raise ValueError(f"{k}={validation.shown(v)} must be true or false")
             return v.lower() == "true"
 
         value = self.optional(key, check)
         return default if value is None else value
 
-    def secret(self, key: str, *, required: bool) -> str | None:
+    def secret(self, key: str, check: Callable[[str, str], str], *, required: bool) -> str | None:
+        """A secret value: its errors never quote it."""
         value = self.raw.get(key, "")
         if value == "":
             if required:
@@ -304,59 +311,131 @@ class _Reader:
                 f"pulumi config rm {key} && pulumi config set --secret {key} < FILE"
             )
             return None
-        return value
+        return self._check(key, check)
 
 
 def _json(key: str, value: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError:
-        raise ValueError(f'{key}={value!r} must be a YAML/JSON list, e.g. ["10.0.0.0/8"]') from None
+        raise ValueError(
+            f'{key}={validation.shown(value)} must be a YAML/JSON list, e.g. ["10.0.0.0/8"]'
+        ) from None
 
 
 def _subnet_ids(key: str, value: str) -> list[str]:
     subnets = _json(key, value)
     if not isinstance(subnets, list) or not subnets:
-        raise ValueError(f"{key}={value!r} must list at least one subnet id (two or more in different AZs)")
+        raise ValueError(
+            f"{key}={validation.shown(value)} must list at least one subnet id (two or more in different AZs)"
+        )
     ids = [validation.aws_id(key, subnet, "subnet") for subnet in subnets]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{key}={value!r} lists a subnet twice")
+        raise ValueError(f"{key}={validation.shown(value)} lists a subnet twice")
     return ids
 
 
 def _pool_indexes(key: str, value: str, settings: StackSettings) -> list[int]:
     indexes = _json(key, value)
     count = settings.compile_master_count
+    # Digits as ASCII text ("2" from `pulumi config set --path`) or numbers; str.isdigit would
+    # take "²", which int() refuses.
     if not isinstance(indexes, list) or not all(
-        (isinstance(i, int) and not isinstance(i, bool)) or (isinstance(i, str) and i.isdigit())
+        (isinstance(i, int) and not isinstance(i, bool)) or (isinstance(i, str) and _ASCII_INDEX.fullmatch(i))
         for i in indexes
     ):
-        raise ValueError(f"{key}={value!r} must list pool indexes (the -<index> of a Name tag), e.g. [0, 2]")
+        raise ValueError(
+            f"{key}={validation.shown(value)} must list pool indexes (the -<index> of a Name tag), "
+            "e.g. [0, 2]"
+        )
     numbers = sorted({int(i) for i in indexes})
-    outside = [i for i in numbers if i >= count]
+    outside = [i for i in numbers if not 0 <= i < count]
     if outside:
-        raise ValueError(f"{key}={value!r}: the pool has compile masters 0..{count - 1}, not {outside}")
+        raise ValueError(
+            f"{key}={validation.shown(value)}: the pool has compile masters 0..{count - 1}, not {outside}"
+        )
     if len(numbers) == count:
-        raise ValueError(f"{key}={value!r} drains every compile master: the pool would serve no agent")
+        raise ValueError(
+            f"{key}={validation.shown(value)} drains every compile master: the pool would serve no agent"
+        )
     return numbers
+
+
+_ASCII_INDEX = re.compile(r"[0-9]{1,6}")
+
+COMPILE_MASTERS_ARE_IPV4 = (
+    "compile masters have IPv4 addresses only (their certnames resolve to A records), so the primary "
+    "reaches them over IPv4"
+)
+
+
+def _rule_quota_errors(settings: StackSettings) -> list[str]:
+    """Rules past a security group's quota fail halfway through `pulumi up`: refused now."""
+    errors = []
+    groups: list[tuple[str, dict[str, tuple[Sequence[int], Sequence[str]]], int]] = [
+        ("the NLB's security group", {"agentCidrs": (pe.POOL_PORTS, settings.agent_cidrs or [])}, 0),
+        (
+            "the compile masters' security group",
+            {
+                "primaryCidrs": (pe.POOL_PORTS, settings.primary_cidrs or []),
+                "adminCidrs": ((pe.SSH_PORT,), settings.admin_cidrs),
+            },
+            # Admitted from the NLB's security group on each pool port.
+            len(pe.POOL_PORTS),
+        ),
+    ]
+    for group, sources, references in groups:
+        try:
+            check_inbound_rule_quota(group, sources, group_references=references)
+        except ValueError as error:
+            errors.append(str(error))
+    return errors
+
+
+_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+
+
+def _private_key(key: str, value: str) -> str:
+    """The text of a private key file; a bad one is described, never quoted."""
+    problem = ""
+    if not _PRIVATE_KEY.search(value):
+        problem = "is not the text of a private key file (-----BEGIN ... PRIVATE KEY-----)"
+        first = value.strip().split(maxsplit=1)[0] if value.strip() else ""
+        if first.startswith(("ssh-", "ecdsa-")):
+            problem += "; it looks like a public key"
+        elif first.startswith(("/", "~", "./")) and "\n" not in value.strip():
+            problem += "; it looks like a file name: the file's content goes in"
+    elif "ENCRYPTED" in value:
+        problem = "is protected by a passphrase, which pe-lb cannot give SSH: use a key without one"
+    if problem:
+        raise ValueError(
+            f"{key} (a secret of {len(value)} characters, not shown) {problem}: "
+            f"pulumi config set --secret {key} < ~/.ssh/pe-primary"
+        )
+    return value
 
 
 def _hosted_zone_id(key: str, value: str) -> str:
     if not re.fullmatch(r"Z[A-Z0-9]{1,31}", value):
-        raise ValueError(f"{key}={value!r} must be a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ")
+        raise ValueError(
+            f"{key}={validation.shown(value)} must be a Route53 hosted zone id such as Z0123456789ABCDEFGHIJ"
+        )
     return value
 
 
 def _instance_type(key: str, value: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", value):
-        raise ValueError(f"{key}={value!r} must be an EC2 instance type such as {DEFAULT_INSTANCE_TYPE}")
+        raise ValueError(
+            f"{key}={validation.shown(value)} must be an EC2 instance type such as {DEFAULT_INSTANCE_TYPE}"
+        )
     return value
 
 
 def _key_name(key: str, value: str) -> str:
-    if len(value) > 255 or not value.isprintable():
+    if len(value) > 255 or not (value.isascii() and value.isprintable()):
         raise ValueError(
-            f"{key}={value!r} must be the name of an EC2 key pair (up to 255 printable characters)"
+            f"{key}={validation.shown(value)} must be the name of an EC2 key pair "
+            "(up to 255 printable ASCII characters)"
         )
     return value
 

@@ -71,6 +71,48 @@ def rule_name(name_prefix: str, port: int, cidr: str) -> str:
     return f"{name_prefix}-{port}-{cidr.replace('/', '-').replace(':', '.')}"
 
 
+DEFAULT_INBOUND_RULES_PER_SECURITY_GROUP = 60
+"""AWS's default quota of inbound rules per security group, for IPv4 and IPv6 apart. Each CIDR
+block and port is one rule (admit_cidrs makes them so); a rule that names a security group
+counts once for each; one that names a customer-managed prefix list counts its max_entries, so
+the prefix lists admit_cidrs makes for lists known later fit no more."""
+
+
+def check_inbound_rule_quota(
+    group: str,
+    sources: Mapping[str, tuple[Sequence[int], Sequence[str]]],
+    *,
+    group_references: int = 0,
+    limit: int = DEFAULT_INBOUND_RULES_PER_SECURITY_GROUP,
+) -> None:
+    """Refuse CIDR lists that would give one security group more inbound rules than the quota.
+
+    ``sources`` maps each setting's name to the ports it is admitted to and its CIDR blocks;
+    ``group_references`` counts the group's rules that name another security group. AWS would
+    refuse the rule past the quota halfway through an update.
+    """
+    for version in (4, 6):
+        counted = {
+            name: (ports, sum(1 for block in blocks if ipaddress.ip_network(block).version == version))
+            for name, (ports, blocks) in sources.items()
+        }
+        total = group_references + sum(len(ports) * count for ports, count in counted.values())
+        if total <= limit:
+            continue
+        parts = [
+            f"{name}: {count} block(s) x {len(ports)} port(s) ({', '.join(map(str, ports))})"
+            for name, (ports, count) in counted.items()
+            if count
+        ]
+        if group_references:
+            parts.append(f"{group_references} rule(s) naming a security group")
+        raise ValueError(
+            f"{' and '.join(name for name, (_, count) in counted.items() if count)} would give {group} "
+            f"{total} inbound IPv{version} rules ({'; '.join(parts)}), over AWS's default quota of {limit} "
+            "per security group (one rule per CIDR block and port); merge blocks into wider ones"
+        )
+
+
 RESERVED_TAGS = 2
 """Tags pe-lb adds to the user's: Name, and pe-lb:role on compile masters."""
 

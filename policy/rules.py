@@ -24,7 +24,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components import pe
+from components import pe, validation
 
 LISTENER = "aws:lb/listener:Listener"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
@@ -266,25 +266,37 @@ def no_open_ssh(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 
 def no_open_ssh_in_pieces(args: StackValidationArgs, report: ReportViolation) -> None:
-    """0.0.0.0/1 and 128.0.0.0/1 together are the whole internet too (pe-no-open-ssh sees one rule)."""
-    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    """The stack's SSH sources together, as the stack config checks adminCidrs: not the whole
+    internet in pieces (0.0.0.0/1 + 128.0.0.0/1), and no more public addresses than one
+    organisation holds (a /8 of IPv4, a /16 of IPv6; validation.MOST_PUBLIC_PREFIX says why).
+    pe-no-open-ssh sees one rule at a time."""
+    networks: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
     for resource in args.resources:
         for ingress in ingress_of(resource.resource_type, resource.props):
             if ingress.covers(pe.SSH_PORT) and not ingress.open_to_anywhere():
                 for source in ingress.sources:
                     try:
-                        networks.append(ipaddress.ip_network(source, strict=False))
+                        networks.add(ipaddress.ip_network(source, strict=False))
                     except ValueError:
                         continue
-    for everything in ANYWHERE:
-        same_family = [n for n in networks if n.version == everything.version]
-        if everything in ipaddress.collapse_addresses(same_family):  # type: ignore[type-var]
-            pieces = ", ".join(sorted(str(n) for n in same_family))
-            report(
-                f"SSH (port {pe.SSH_PORT}) is open to the whole internet in pieces ({pieces}); "
-                "admit only adminCidrs",
-                None,
-            )
+    pieces = [
+        str(n) for n in sorted(networks, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
+    ]
+    listed = ", ".join(pieces[:8]) + (f" and {len(pieces) - 8} more" if len(pieces) > 8 else "")
+    if validation.whole_internet(pieces) is not None:
+        report(
+            f"SSH (port {pe.SSH_PORT}) is open to the whole internet in pieces ({listed}); "
+            "admit only adminCidrs",
+            None,
+        )
+    elif (excess := validation.too_many_public_addresses(pieces)) is not None:
+        version, count, most = excess
+        report(
+            f"SSH (port {pe.SSH_PORT}) is open to {count:,} public IPv{version} addresses together "
+            f"({listed}), more than a /{validation.MOST_PUBLIC_PREFIX[version]} holds ({most:,}): "
+            "a share of the internet, not administrators' networks; admit only adminCidrs",
+            None,
+        )
 
 
 def pcp_connection_termination(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -447,7 +459,8 @@ RULES: list[Rule] = [
     Rule("pe-no-open-ssh", "No security group admits SSH from 0.0.0.0/0 or ::/0.", MANDATORY, no_open_ssh),
     Rule(
         "pe-no-open-ssh-in-pieces",
-        "SSH rules do not add up to the whole internet (0.0.0.0/1 + 128.0.0.0/1).",
+        "SSH rules together admit neither the whole internet (0.0.0.0/1 + 128.0.0.0/1) nor more public "
+        "addresses than a /8 (IPv4) or a /16 (IPv6).",
         MANDATORY,
         no_open_ssh_in_pieces,
         stack=True,

@@ -13,7 +13,9 @@ import pulumi_aws as aws
 import pulumi_command as command
 import pytest
 import yaml
+from pulumi_policy import PolicyResource
 
+from components import validation
 from policy.rules import (
     INGRESS_RULE,
     INSTANCE,
@@ -25,7 +27,14 @@ from policy.rules import (
     Rule,
 )
 from tests.harness import PROJECT_DIR, Graph, run_main
-from tests.policy_bridge import Violation, all_violations, check_resource, check_stack, policy_resources
+from tests.policy_bridge import (
+    Violation,
+    all_violations,
+    check_resource,
+    check_stack,
+    options,
+    policy_resources,
+)
 
 RULE = {rule.name: rule for rule in RULES}
 POOL_URN = "urn:pulumi:test::pe-lb::pe-lb:index:CompileMasterPool$aws:ec2/instance:Instance::pe-lb-0"
@@ -323,6 +332,24 @@ MUTATIONS: list[tuple[str, dict[str, Any], Any, str, str]] = [
         "SSH (port 22) is open to the whole internet in pieces (0.0.0.0/1, 128.0.0.0/1)",
     ),
     (
+        # Each /8 alone passes; two together are more than any one organisation holds.
+        "SSH from a share of the internet",
+        {"adminCidrs": ["192.0.2.0/24", "198.51.100.0/24"]},
+        lambda aws: mutate(
+            aws.vpc.SecurityGroupIngressRule,
+            lambda p: (
+                p.update(
+                    cidr_ipv4={"192.0.2.0/24": "1.0.0.0/8", "198.51.100.0/24": "2.0.0.0/8"}[p["cidr_ipv4"]]
+                )
+                if p.get("from_port") == 22
+                else None
+            ),
+        ),
+        "pe-no-open-ssh-in-pieces",
+        "SSH (port 22) is open to 33,554,432 public IPv4 addresses together (1.0.0.0/8, 2.0.0.0/8), "
+        "more than a /8 holds (16,777,216)",
+    ),
+    (
         "status path /",
         {},
         lambda aws: mutate(aws.lb.TargetGroup, lambda p: p.update(health_check={**_health(p), "path": "/"})),
@@ -487,3 +514,63 @@ def test_the_example_policy_config_names_real_policies_and_settings() -> None:
         rule = RULE[name]
         assert set(settings) - {"enforcementLevel"} <= set(rule.config), name
         assert settings.get("enforcementLevel", "advisory") in ("advisory", "mandatory", "disabled")
+
+
+def ssh_rules(*sources: str) -> list[PolicyResource]:
+    """One SSH ingress rule per source, as the engine sends them."""
+    return [
+        PolicyResource(
+            INGRESS_RULE,
+            {
+                "ipProtocol": "tcp",
+                "fromPort": 22.0,
+                "toPort": 22.0,
+                "cidrIpv6" if ":" in s else "cidrIpv4": s,
+            },
+            f"urn:pulumi:test::pe-lb::{INGRESS_RULE}::ssh-{i}",
+            f"ssh-{i}",
+            options(),
+            None,
+            None,
+            [],
+            {},
+        )
+        for i, s in enumerate(sources)
+    ]
+
+
+def test_ssh_from_the_internet_in_slash_8_pieces_is_flagged() -> None:
+    """1.0.0.0/8 ... 255.0.0.0/8: no rule is the internet, together they are most of it."""
+    found = check_stack(RULE["pe-no-open-ssh-in-pieces"], ssh_rules(*(f"{i}.0.0.0/8" for i in range(1, 256))))
+    assert len(found) == 1
+    assert found[0].message.startswith(
+        "SSH (port 22) is open to 3,702,258,688 public IPv4 addresses together (1.0.0.0/8, 2.0.0.0/8, "
+    )
+    assert "and 247 more), more than a /8 holds (16,777,216)" in found[0].message
+
+
+def test_ssh_from_the_ipv6_internet_is_flagged() -> None:
+    found = check_stack(RULE["pe-no-open-ssh-in-pieces"], ssh_rules("2000::/3"))
+    assert (
+        len(found) == 1
+        and "public IPv6 addresses together (2000::/3), more than a /16 holds" in found[0].message
+    )
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ("1.0.0.0/8",),
+        ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "203.0.113.0/24"),
+        ("2001:db8::/32", "2a00:1450::/16", "fc00::/7"),
+    ],
+)
+def test_ssh_from_one_organisations_networks_passes(sources: tuple[str, ...]) -> None:
+    assert check_stack(RULE["pe-no-open-ssh-in-pieces"], ssh_rules(*sources)) == []
+
+
+def test_config_and_policy_share_the_rule() -> None:
+    """What the stack config refuses for adminCidrs, the pack flags in any program."""
+    for sources in (["1.0.0.0/8", "2.0.0.0/8"], ["2000::/3"], ["0.0.0.0/1", "128.0.0.0/1"]):
+        assert validation.too_much_of_the_internet(sources)
+        assert check_stack(RULE["pe-no-open-ssh-in-pieces"], ssh_rules(*sources))

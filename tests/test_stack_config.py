@@ -1,5 +1,6 @@
 """Stack config: every key checked before any resource is declared."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -8,9 +9,13 @@ import pytest
 import yaml
 
 import stack_config
-from components import pe
+from components import CompileMasterPool, PuppetLoadBalancer, pe
+from components.compile_master_pool import render_bootstrap
 from tests import harness
-from tests.harness import PROJECT_DIR, config_string, run_main
+from tests.conftest import SSH_KEY
+from tests.harness import MOCK_CA, PROJECT_DIR, config_string, run, run_main
+from tests.test_compile_master_pool import base_args as pool_args
+from tests.test_load_balancer import base_args as load_balancer_args
 
 BAD_INPUTS = [
     ({"pcpIdleTimeoutSeconds": 30}, "pcpIdleTimeoutSeconds=30 must be 900..6000"),
@@ -107,11 +112,84 @@ BAD_INPUTS = [
     ({"primaryHostKey": ""}, "primaryHostKey is required: pulumi config set primaryHostKey"),
     (
         {"primaryHostKey": "AAAAC3NzaC1lZDI1NTE5"},
-        "primaryHostKey='AAAAC3NzaC1lZDI1NTE5' must be the primary's SSH host key as "
+        "primaryHostKey=<20 characters, not shown> must be the primary's SSH host key as "
         "`ssh-keyscan -t ed25519 <primary>` prints it",
+    ),
+    (
+        {"primaryHostKey": "puppet.example.com ssh-dss AAAAB3NzaC1kc3M"},
+        "primaryHostKey=<42 characters starting 'puppet.example.com', the rest not shown> must be",
     ),
     ({"primaryCidrs": []}, "primaryCidrs must list at least one CIDR block"),
     ({"primaryCidrs": ""}, "primaryCidrs is required"),
+    # Hostnames are ASCII: re.IGNORECASE alone lets U+017F and U+212A through as s and k.
+    (
+        {"poolDnsName": "pool.\u017fite.example.com", "hostedZoneId": "Z0123456789ABC"},
+        "poolDnsName='pool.\u017fite.example.com' has U+017F (LATIN SMALL LETTER LONG S): a DNS name here is "
+        "ASCII",
+    ),
+    (
+        {"primaryHost": "\u212aiwi.example.com"},
+        "primaryHost='\u212aiwi.example.com' has U+212A (KELVIN SIGN)",
+    ),
+    ({"primaryHost": "puppet.example.com\n"}, "primaryHost='puppet.example.com\\n' must be a DNS name"),
+    # SSH from a share of the internet, in one block or in /8 pieces.
+    (
+        {"adminCidrs": [f"{octet}.0.0.0/8" for octet in range(1, 256)]},
+        "adminCidrs=['1.0.0.0/8', '2.0.0.0/8', '3.0.0.0/8', '4.0.0.0/8', '5.0.0.... (255 items) admits "
+        "3,702,258,688 public IPv4 addresses, more than a /8 holds (16,777,216)",
+    ),
+    (
+        {"adminCidrs": ["198.51.100.0/24", "1.0.0.0/8", "2.0.0.0/8"]},
+        "admits 33,554,432 public IPv4 addresses, more than a /8 holds (16,777,216): a share of the "
+        "internet, not one organisation's networks; list your administrators' networks",
+    ),
+    ({"adminCidrs": ["2000::/3"]}, "adminCidrs=['2000::/3'] admits 42,535,295,785,889,145,418,657,488,335,4"),
+    ({"adminCidrs": ["fe80::%eth0/64"]}, "adminCidrs entry 'fe80::%eth0/64' has a scope (%...)"),
+    # Tags are one line.
+    (
+        {"tags": {"team\n": "puppet"}},
+        "tags 'team\\n': 'team\\n' has characters load balancer tags refuse; allowed are letters, digits, "
+        "spaces and _ . : / = + - @ (found U+000A (a control character))",
+    ),
+    ({"tags": {"team": "pup\tpet"}}, "tags 'team': 'pup\\tpet' has characters load balancer tags refuse"),
+    ({"tags": {"team": "pup\u2028pet"}}, "(found U+2028 (LINE SEPARATOR))"),
+    # What used to crash after the load balancer was declared.
+    (
+        {"primaryCidrs": ["2001:db8::10/128"]},
+        "primaryCidrs entry '2001:db8::10/128' is IPv6, but compile masters have IPv4 addresses only",
+    ),
+    (
+        {"drainedCompileMasters": [-1]},
+        "drainedCompileMasters='[-1]': the pool has compile masters 0..2, not [-1]",
+    ),
+    ({"drainedCompileMasters": '["\u00b2"]'}, "drainedCompileMasters='[\"\u00b2\"]' must list pool indexes"),
+    ({"drainedCompileMasters": ["1\n"]}, "drainedCompileMasters='[\"1\\\\n\"]' must list pool indexes"),
+    # Rules past a security group's default quota (60 inbound per IP version).
+    (
+        {"agentCidrs": [f"10.{i}.0.0/16" for i in range(31)]},
+        "agentCidrs would give the NLB's security group 62 inbound IPv4 rules (agentCidrs: 31 block(s) x 2 "
+        "port(s) (8140, 8142)), over AWS's default quota of 60 per security group",
+    ),
+    (
+        {"primaryCidrs": [f"10.0.1.{i}/32" for i in range(29)], "adminCidrs": ["192.0.2.0/24"]},
+        "primaryCidrs and adminCidrs would give the compile masters' security group 61 inbound IPv4 rules "
+        "(primaryCidrs: 29 block(s) x 2 port(s) (8140, 8142); adminCidrs: 1 block(s) x 1 port(s) (22); 2 "
+        "rule(s) naming a security group), over AWS's default quota of 60",
+    ),
+    (
+        {"adminCidrs": [f"2001:db8:{i:x}::/48" for i in range(59)]},
+        "adminCidrs would give the compile masters' security group 61 inbound IPv6 rules",
+    ),
+    # Long values are cut, so a pasted file never floods the error.
+    (
+        {"subnetIds": "x" * 500},
+        "subnetIds='" + "x" * 59 + "... (500 characters) must be a YAML/JSON list",
+    ),
+    (
+        {"keyName": "cl\u00e9"},
+        "keyName='cl\u00e9' must be the name of an EC2 key pair (up to 255 printable ASCII",
+    ),
+    ({"healthCheckPath": "/status/v1/simple\n"}, "must be an absolute URL path such as /status/v1/simple"),
     (
         {"autosignSecret": "challenge"},
         "autosignSecret is no longer used and must go: a shared autosign secret lets anyone who reads "
@@ -211,7 +289,7 @@ def test_pulumi_yaml_defaults_are_the_programs_defaults(stack_config: dict[str, 
 def test_example_stack_is_valid() -> None:
     example = yaml.safe_load(Path(PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
     raw = {k.removeprefix("pe-lb:"): config_string(v) for k, v in example.items() if k.startswith("pe-lb:")}
-    settings = stack_config_parse({**raw, "sshPrivateKey": "set with --secret"})
+    settings = stack_config_parse({**raw, "sshPrivateKey": SSH_KEY})
     assert settings.pool_dns_name == "puppet-pool.example.com"
     assert settings.compile_master_count >= 2 and len(settings.subnet_ids) >= 2
 
@@ -251,3 +329,189 @@ def test_the_stacks_own_alias_from_an_earlier_up_is_not_in_the_way(
     )
     config = {**stack_config, "poolDnsName": "pool.example.com", "hostedZoneId": "Z0123456789ABC"}
     assert run_main(config).one("aws:route53/record:Record")
+
+
+# --- values that may hold keys are never echoed ------------------------------------------------------
+
+PASTED_PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+    "-----END OPENSSH PRIVATE KEY-----"
+)
+
+
+def test_a_private_key_pasted_as_the_host_key_is_never_printed(stack_config: dict[str, Any]) -> None:
+    graph = run_main({**stack_config, "primaryHostKey": PASTED_PRIVATE_KEY}, expect_error=True)
+    error = str(graph.error)
+    assert "primaryHostKey=<112 characters, not shown> must be the primary's SSH host key" in error
+    assert "It holds a PRIVATE key, which does not belong here" in error
+    assert "b3BlbnNzaC1rZXktdjE" not in error and "BEGIN" not in error
+    assert graph.resources == []
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPublicNotPrivate", "; it looks like a public key"),
+        ("/home/ops/.ssh/pe-primary", "; it looks like a file name: the file's content goes in"),
+        ("hunter2-not-a-key", ""),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nc2VjcmV0\n"
+            "-----END RSA PRIVATE KEY-----\n",
+            "",
+        ),
+    ],
+)
+def test_a_bad_ssh_private_key_is_refused_without_being_printed(
+    stack_config: dict[str, Any], value: str, why: str
+) -> None:
+    graph = run_main({**stack_config, "sshPrivateKey": value}, expect_error=True)
+    error = str(graph.error)
+    assert f"sshPrivateKey (a secret of {len(value)} characters, not shown)" in error
+    assert why in error
+    assert "pulumi config set --secret sshPrivateKey < ~/.ssh/pe-primary" in error
+    for word in value.split():
+        if len(word) > 6:
+            assert word not in error
+    assert graph.resources == []
+
+
+def test_a_passphrase_protected_key_is_refused() -> None:
+    key = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nc2VjcmV0\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    with pytest.raises(
+        stack_config.ConfigError, match="is protected by a passphrase, which pe-lb cannot give"
+    ):
+        stack_config_parse({**minimal_raw(), "sshPrivateKey": key})
+
+
+# --- what passes at the edges of the new rules -------------------------------------------------------
+
+
+def minimal_raw() -> dict[str, str]:
+    config = {
+        "primaryHost": "puppet.example.com",
+        "primaryHostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKey",
+        "vpcId": "vpc-0123456789abcdef0",
+        "amiId": "ami-0123456789abcdef0",
+        "subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
+        "agentCidrs": ["10.0.0.0/8"],
+        "primaryCidrs": ["10.0.1.10/32"],
+        "sshPrivateKey": SSH_KEY,
+    }
+    return {key: config_string(value) for key, value in config.items()}
+
+
+@pytest.mark.parametrize(
+    "admin_cidrs",
+    [
+        ["18.0.0.0/8"],  # one organisation's /8: the most allowed
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"],  # private space is not counted
+        ["2a00::/16", "fd00::/8"],
+    ],
+)
+def test_administrators_networks_up_to_one_organisations_share_pass(admin_cidrs: list[str]) -> None:
+    settings = stack_config_parse({**minimal_raw(), "adminCidrs": config_string(admin_cidrs)})
+    assert settings.admin_cidrs == admin_cidrs
+
+
+def test_rules_up_to_the_security_group_quota_pass() -> None:
+    """60 inbound rules each: 30 agent blocks x 2 ports; 2 from the NLB + 2 x 28 primary + 2 admin."""
+    settings = stack_config_parse(
+        {
+            **minimal_raw(),
+            "agentCidrs": config_string([f"10.{i}.0.0/16" for i in range(30)]),
+            "primaryCidrs": config_string([f"10.0.1.{i}/32" for i in range(28)]),
+            "adminCidrs": config_string(["192.0.2.0/24", "198.51.100.0/24"]),
+        }
+    )
+    assert len(settings.agent_cidrs) == 30 and len(settings.primary_cidrs) == 28
+
+
+def test_drained_indexes_as_ascii_digits_pass() -> None:
+    raw = {**minimal_raw(), "compileMasterCount": "3", "drainedCompileMasters": '["2", 0]'}
+    assert stack_config_parse(raw).drained_compile_masters == [0, 2]
+
+
+def test_an_error_from_deep_inside_a_check_still_names_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fails(key: str, value: str) -> str:
+        return str(int(value))
+
+    monkeypatch.setattr(stack_config, "_instance_type", fails)
+    with pytest.raises(stack_config.ConfigError, match=r"instanceType: invalid literal for int\(\)"):
+        stack_config_parse({**minimal_raw(), "instanceType": "m6i.xlarge"})
+
+
+# --- the components check their own arguments the same way ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"primary_host": "\u212aiwi.example.com"},
+            "primary_host='\u212aiwi.example.com' has U+212A (KELVIN SIGN)",
+        ),
+        ({"primary_host_key": PASTED_PRIVATE_KEY}, "primary_host_key=<112 characters, not shown> must be"),
+        (
+            {"admin_cidrs": [f"{i}.0.0.0/8" for i in range(1, 256)]},
+            "admits 3,702,258,688 public IPv4 addresses, more than a /8 holds",
+        ),
+        (
+            {"admin_cidrs": ["2000::/3"]},
+            "admin_cidrs=['2000::/3'] admits 42,535,295,785,889,145,418,657,488,335,4",
+        ),
+        ({"primary_cidrs": ["2001:db8::10/128"]}, "primary_cidrs entry '2001:db8::10/128' is IPv6"),
+        ({"tags": {"team": "pup\npet"}}, "tags 'team': 'pup\\npet' has characters load balancer tags refuse"),
+    ],
+)
+def test_compile_master_pool_refuses_the_same_holes(overrides: dict[str, Any], message: str) -> None:
+    graph = run(lambda: CompileMasterPool("pool", pool_args(**overrides)), expect_error=True)
+    assert message in str(graph.error)
+    assert "b3BlbnNzaC1rZXktdjE" not in str(graph.error)
+    assert graph.resources == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tags": {"team\t": "puppet"}}, "(found U+0009 (a control character))"),
+        (
+            {"health_check_path": "/status/v1/simple\r"},
+            "must be an absolute URL path such as /status/v1/simple",
+        ),
+    ],
+)
+def test_load_balancer_refuses_the_same_holes(overrides: dict[str, Any], message: str) -> None:
+    graph = run(lambda: PuppetLoadBalancer("pool", load_balancer_args(**overrides)), expect_error=True)
+    assert message in str(graph.error)
+    assert graph.resources == []
+
+
+# --- user data stays under EC2's 16 KB -----------------------------------------------------------------
+
+
+def primary_files(hiera_yaml: str) -> str:
+    return json.dumps({"caCertificate": MOCK_CA, "hieraYaml": hiera_yaml, "platform": "el-9-x86_64"})
+
+
+def test_user_data_up_to_16_kb_renders() -> None:
+    """EC2 counts user data raw, before base64: up to 16384 bytes pass."""
+    base = len(render_bootstrap("puppet.example.com", "pool.example.com", primary_files("x")).encode())
+    hiera = "x" * (16384 - base + 1)
+    assert (
+        len(render_bootstrap("puppet.example.com", "pool.example.com", primary_files(hiera)).encode())
+        == 16384
+    )
+
+
+def test_user_data_over_16_kb_names_its_size_and_hiera_yaml() -> None:
+    base = len(render_bootstrap("puppet.example.com", "pool.example.com", primary_files("x")).encode())
+    hiera = "x" * (16384 - base + 2)
+    with pytest.raises(ValueError) as raised:
+        render_bootstrap("puppet.example.com", "pool.example.com", primary_files(hiera))
+    message = str(raised.value)
+    assert (
+        "the compile masters' user data would be 16385 bytes, over EC2's limit of 16384 "
+        "(counted before base64)" in message
+    )
+    assert f"its global hiera.yaml {len(hiera)}" in message
+    assert "Shrink hiera.yaml on puppet.example.com by 1 bytes or more" in message
