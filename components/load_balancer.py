@@ -284,7 +284,11 @@ def _health_check(
         checked_port, http = pe.PUPPETSERVER_PORT, {"path": path, "matcher": "200"}
     else:
         # Empty, not absent: a target group switched from HTTPS keeps its path and matcher in
-        # state, and AWS refuses them with TCP (terraform-provider-aws #46011).
+        # state, and AWS refuses them with TCP (terraform-provider-aws #46011). The provider
+        # accepts an empty path since terraform-provider-aws 6.29.0 (#46036, CHANGELOG "Fix update
+        # error when switching `health_check.protocol` ... to `TCP`"); pulumi-aws 7.51.1 bundles a
+        # later one: its SDK has resources first added in 6.30.0 and 6.31.0 (ssoadmin
+        # ManagedPolicyAttachmentsExclusive, CustomerManagedPolicyAttachmentsExclusive).
         checked_port, http = port, {"path": "", "matcher": ""}
     return aws.lb.TargetGroupHealthCheckArgs(
         enabled=True,

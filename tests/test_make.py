@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.harness import PROJECT_DIR
 
@@ -45,12 +46,50 @@ def fake_pulumi(tmp_path: Path, version: str) -> dict[str, str]:
 
 def test_an_older_pulumi_cli_is_refused_with_the_version_needed(tmp_path: Path) -> None:
     script = str(PROJECT_DIR / "scripts" / "require-pulumi")
-    old = subprocess.run([script], env=fake_pulumi(tmp_path, "3.150.2"), capture_output=True, text=True)
-    assert old.returncode == 1
-    assert "the Pulumi CLI is 3.150.2; pe-lb needs 3.208.0 or newer" in old.stderr
-    for version in ("3.208.0", "3.215.1"):
+    for version in ("3.150.2", "3.206.9"):
+        old = subprocess.run([script], env=fake_pulumi(tmp_path, version), capture_output=True, text=True)
+        assert old.returncode == 1
+        assert f"the Pulumi CLI is {version}; pe-lb needs 3.207.0 or newer" in old.stderr
+    for version in ("3.207.0", "3.208.0", "3.215.1"):
         new = subprocess.run([script], env=fake_pulumi(tmp_path, version), capture_output=True, text=True)
         assert new.returncode == 0, new.stderr
+
+
+def test_the_cli_floor_is_pulumi_yaml_s_required_pulumi_version() -> None:
+    """replaceWith first shipped in Pulumi 3.207.0 (pulumi/pulumi CHANGELOG.md, #20693)."""
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    assert project["requiredPulumiVersion"] == ">=3.207.0"
+
+
+def project_with_floor(tmp_path: Path, line: str) -> str:
+    """A copy of require-pulumi beside a Pulumi.yaml holding ``line``."""
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy2(PROJECT_DIR / "scripts" / "require-pulumi", project / "scripts")
+    text = (PROJECT_DIR / "Pulumi.yaml").read_text()
+    assert 'requiredPulumiVersion: ">=3.207.0"' in text
+    (project / "Pulumi.yaml").write_text(text.replace('requiredPulumiVersion: ">=3.207.0"', line))
+    return str(project / "scripts" / "require-pulumi")
+
+
+@pytest.mark.parametrize(
+    "line", ['requiredPulumiVersion: ">=3.230.1"', "requiredPulumiVersion: '>= 3.230.1'"]
+)
+def test_make_up_s_check_reads_the_floor_from_pulumi_yaml(tmp_path: Path, line: str) -> None:
+    script = project_with_floor(tmp_path, line)
+    old = subprocess.run([script], env=fake_pulumi(tmp_path, "3.230.0"), capture_output=True, text=True)
+    assert old.returncode == 1
+    assert "pe-lb needs 3.230.1 or newer" in old.stderr
+    new = subprocess.run([script], env=fake_pulumi(tmp_path, "3.230.1"), capture_output=True, text=True)
+    assert new.returncode == 0, new.stderr
+
+
+@pytest.mark.parametrize("line", ['requiredPulumiVersion: "^3.207.0"', "# no floor"])
+def test_a_floor_the_check_cannot_read_stops_make_up(tmp_path: Path, line: str) -> None:
+    script = project_with_floor(tmp_path, line)
+    result = subprocess.run([script], env=fake_pulumi(tmp_path, "3.300.0"), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert 'has no requiredPulumiVersion of the form ">=X.Y.Z"' in result.stderr
 
 
 def working_python(version: str) -> str | None:

@@ -9,25 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.harness import PROJECT_DIR
+from tests.packaging import install_a_copy
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`pip install .` of a copy of this folder (what a fresh clone holds), into its own directory."""
-    root = tmp_path_factory.mktemp("package")
-    clone = root / "clone"
-    shutil.copytree(
-        PROJECT_DIR,
-        clone,
-        ignore=shutil.ignore_patterns(".venv*", ".git", "__pycache__", ".*_cache", "build", "*.egg-info"),
-    )
-    site = root / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(clone)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    return site
+    return install_a_copy(tmp_path_factory.mktemp("package"))
 
 
 def test_the_distribution_holds_the_package_its_scripts_and_poolctl(installed: Path) -> None:

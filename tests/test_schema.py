@@ -11,29 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
-from pulumi.provider.experimental.analyzer import Analyzer
-from pulumi.provider.experimental.schema import generate_schema
 
-from components import (
-    CompileMasterPool,
-    PeAgentPoolAddress,
-    PeRepoPoolAddress,
-    PoolHealthGate,
-    PuppetLoadBalancer,
-)
 from tests.harness import PROJECT_DIR
-
-COMPONENTS = [PuppetLoadBalancer, CompileMasterPool, PeRepoPoolAddress, PeAgentPoolAddress, PoolHealthGate]
+from tests.packaging import COMPONENTS, component_schema
 
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    result = Analyzer("pe-lb").analyze(COMPONENTS)
-    spec: dict[str, Any] = generate_schema(
-        "pe-lb", "0.5.0", None, result["component_definitions"], result["type_definitions"],
-        list(result["dependencies"]),
-    ).to_json()  # fmt: skip
-    return spec
+    return component_schema()
 
 
 def test_the_plugin_hosts_exactly_these_components() -> None:

@@ -1,6 +1,6 @@
 """A program of your own that runs a PE compile-master pool with pe-lb's components.
 
-pip install git+<URL of pe-lb>
+pip install -r requirements.txt      # pe-lb from this repository (../..), its dependencies with it
 pulumi config set --secret sshPrivateKey < ~/.ssh/pe-primary
 pulumi up
 """
