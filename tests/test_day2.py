@@ -1,12 +1,22 @@
-"""What the next `pulumi up` does to a running pool: before/after graphs of each config change,
-replayed with the engine's rules (tests/engine.py)."""
+"""What the next `pulumi up` does to a running pool: before/after graphs of each config change
+turned into the engine's steps, in its order (tests/engine.py); then each engine rule on a small
+graph of its own."""
 
 from typing import Any
 
 import pytest
 
-from tests.engine import Plan, plan
-from tests.harness import run_main
+from tests.engine import (
+    Plan,
+    State,
+    apply_replace_on_changes,
+    changed_paths,
+    parse_path,
+    plan,
+    provider_replaces,
+    requires_replacement,
+)
+from tests.harness import Graph, Recorded, run_main
 
 INSTANCE = "aws:ec2/instance:Instance"
 ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
@@ -31,7 +41,7 @@ def test_scaling_out_updates_pe_repo_and_replaces_nothing(stack_config: dict[str
     assert result.names("create") == {"pe-lb-3", "pe-lb-3-join", "pe-lb-3-8140", "pe-lb-3-8142"}
     # The new compile master goes into the command text: an update, so its delete (unset) never runs.
     assert result.op(COMMAND, "pe-lb-pe-repo") == "update"
-    assert result.changed(COMMAND, "pe-lb-pe-repo") == {"create"}
+    assert result.changed(COMMAND, "pe-lb-pe-repo") == {"create", "update"}
     assert result.op(COMMAND, "pe-lb-pe-agent") == "same"
     assert {result.op(COMMAND, f"pe-lb-{i}-join") for i in range(3)} == {"same"}
 
@@ -168,3 +178,171 @@ def test_draining_a_compile_master_takes_only_it_out_of_rotation(stack_config: d
     assert result.after.outputs["drainedCompileMasterIds"] == [result.after.outputs["compileMasterIds"][1]]
     undrained = plan(result.after, run_main(stack_config))
     assert undrained.names("create") == {"pe-lb-1-8140", "pe-lb-1-8142"}
+
+
+def test_a_new_image_deletes_the_old_compile_masters_last_dependents_first(
+    stack_config: dict[str, Any],
+) -> None:
+    result = change(stack_config, amiId="ami-0fedcba9876543210")
+    ops = [step.op for step in result.steps]
+    first_delete = ops.index("delete-replaced")
+    assert all(op.startswith("delete") for op in ops[first_delete:]), "every delete after every create"
+    assert first_delete > result.step("update", COMMAND, "pe-lb-pe-repo")
+    for index in range(3):
+        # Out of rotation, then the leave, then the instance: ScheduleDeletes' reverse order.
+        out = max(
+            result.step("delete-replaced", ATTACHMENT, f"pe-lb-{index}-{port}") for port in (8140, 8142)
+        )
+        leave = result.step("delete-replaced", COMMAND, f"pe-lb-{index}-join")
+        assert out < leave < result.step("delete-replaced", INSTANCE, f"pe-lb-{index}")
+        # Create-before-delete: the new one joins and enters rotation before any old one leaves.
+        assert result.step("create-replacement", ATTACHMENT, f"pe-lb-{index}-8140") < first_delete
+
+
+def test_dependents_of_a_replacement_change_only_where_its_new_outputs_do(
+    stack_config: dict[str, Any],
+) -> None:
+    result = plan(run_main({**stack_config, **DNS}), run_main({**stack_config, **DNS, "internal": False}))
+    # The new NLB has a new DNS name and ARN: the alias follows it, the listeners are new.
+    assert result.changed(RECORD, "pe-lb-pool") == {"aliases"}
+    assert result.names("replace", LISTENER) == {"pe-lb-8140", "pe-lb-8142"}
+    # What only depends on it (the rules naming its security group, the pool's commands) is the same.
+    assert result.op(INGRESS, "pe-lb-from-nlb-8140") == "same"
+    assert result.names("replace", INSTANCE) == set()
+
+
+# ---- each engine rule on a graph of its own
+
+URN = "urn:pulumi:test::pe-lb::"
+
+
+def resource(type_token: str, name: str, inputs: dict[str, Any], **options: Any) -> Recorded:
+    """A registered resource; ``uses`` maps an input to the resources its value comes from."""
+    uses: dict[str, list[Recorded]] = options.pop("uses", {})
+    property_dependencies = {key: [r.urn for r in used] for key, used in uses.items()}
+    return Recorded(
+        urn=f"{URN}{type_token}::{name}",
+        type=type_token,
+        name=name,
+        raw_inputs=inputs,
+        parent=f"{URN}pulumi:pulumi:Stack::pe-lb-test",
+        dependencies=sorted({urn for urns in property_dependencies.values() for urn in urns}),
+        custom=True,
+        property_dependencies=property_dependencies,
+        outputs=dict(inputs),
+        **options,
+    )
+
+
+def command(name: str, create: str, triggers: list[Any] | None, **options: Any) -> Recorded:
+    """A pulumi-command command, with the ``triggers[*]`` rule its SDK sets."""
+    return resource(
+        COMMAND, name, {"create": create, "triggers": triggers}, replace_on_changes=["triggers[*]"], **options
+    )
+
+
+def ops(result: Plan) -> list[str]:
+    return [f"{step.op} {step.name}" for step in result.steps if step.op != "same"]
+
+
+@pytest.mark.parametrize("delete_before_replace", [False, True], ids=["create-before-delete", "delete-first"])
+def test_a_replacement_and_its_dependents(delete_before_replace: bool) -> None:
+    def graph(setting: str) -> Graph:
+        first = command("first", f"set {setting}", [setting], delete_before_replace=delete_before_replace)
+        # Its id in a trigger: replaced when the id changes; unknown, replaced by a delete-first.
+        second = command("second", "use first-id", ["first-id"], uses={"triggers": [first]})
+        # Its id in a plain input: an update when the id changes; never deleted first.
+        third = resource(
+            RECORD, "third", {"name": "pool", "aliases": [{"name": "first-id"}]}, uses={"aliases": [first]}
+        )
+        return Graph([first, second, third])
+
+    result = plan(graph("old"), graph("new"))
+    if not delete_before_replace:
+        assert ops(result) == [
+            "create-replacement first", "replace first",
+            "create-replacement second", "replace second",
+            "update third",
+            "delete-replaced second", "delete-replaced first",
+        ]  # fmt: skip
+    else:
+        # calculateDependentReplacements: second, whose trigger would be unknown, goes first;
+        # third (an alias is no ForceNew input) waits, then is updated.
+        assert ops(result) == [
+            "delete-replaced second", "delete-replaced first", "replace first", "create-replacement first",
+            "replace second", "create-replacement second",
+            "update third",
+        ]  # fmt: skip
+
+
+def test_an_output_that_stays_the_same_changes_nothing_downstream() -> None:
+    def graph(internal: bool) -> Graph:
+        nlb = resource(LOAD_BALANCER, "nlb", {"internal": internal, "subnets": ["a", "b"]})
+        nlb.outputs.update(zoneId="Z2IFOLAFXWLO4F", dnsName="nlb-abc.elb.amazonaws.com", arn="arn:nlb/abc")
+        record = resource(
+            RECORD,
+            "pool",
+            {"name": "pool", "aliases": [{"zoneId": "Z2IFOLAFXWLO4F"}]},
+            uses={"aliases": [nlb]},
+        )
+        return Graph([nlb, record])
+
+    result = plan(graph(True), graph(False))
+    assert result.op(LOAD_BALANCER, "nlb") == "replace"
+    # A new NLB keeps its hosted zone: the engine diffs the real value, nothing changed.
+    assert result.op(RECORD, "pool") == "same"
+
+
+def test_pending_deletes_of_a_failed_update_go_at_the_end_of_the_next() -> None:
+    def graph(setting: str) -> Graph:
+        return Graph([command("first", f"set {setting}", [setting]), command("other", f"echo {setting}", [])])
+
+    result = plan(graph("old"), graph("new"))
+    state = result.before.copy()
+    for step in result.steps[:2]:  # create-replacement first, replace first; then the update stops
+        state.apply(step)
+    assert [r.name for r in state.pending_delete] == ["first"]
+    again = plan(state, graph("new"))
+    assert ops(again) == ["update other", "delete-replaced first"]
+    assert again.next_state().pending_delete == []
+    assert [r.name for r in again.next_state().resources] == ["first", "other"]
+
+
+def test_command_triggers_replace_on_any_change() -> None:
+    old = command("run", "true", ["a", "b"])
+    for triggers in (["a", "c"], ["a"], ["a", "b", "c"], None):
+        new = command("run", "true", triggers)
+        assert requires_replacement(old, new, changed_paths(old.inputs, new.inputs)), triggers
+    assert not changed_paths(old.inputs, command("run", "true", ["a", "b"]).inputs)
+    # The engine's `triggers[*]` matches only paths inside the list; the whole list added or
+    # removed is the provider's (its schema marks `triggers` replaceOnChanges).
+    assert parse_path("triggers[*]") == ("triggers", "*")
+    assert apply_replace_on_changes(["triggers[*]"], [("triggers", 1)])
+    assert not apply_replace_on_changes(["triggers[*]"], [("triggers",)])
+    assert provider_replaces(old, old, [("triggers",)])
+    assert not provider_replaces(old, old, [("triggers", 0)])
+
+
+@pytest.mark.parametrize(
+    ("type_token", "path", "replaces"),
+    [
+        (RECORD, ("type",), False),
+        (RECORD, ("name",), True),
+        (INSTANCE, ("associatePublicIpAddress",), True),
+        (INSTANCE, ("privateDnsNameOptions", "hostnameType"), True),
+        (INSTANCE, ("rootBlockDevice", "volumeSize"), False),
+        (INSTANCE, ("rootBlockDevice", "encrypted"), True),
+        (INSTANCE, ("instanceType",), False),
+    ],
+)
+def test_what_the_aws_provider_replaces_for(type_token: str, path: tuple[str, ...], replaces: bool) -> None:
+    old = resource(type_token, "r", {})
+    assert provider_replaces(old, old, [path]) == replaces
+
+
+def test_a_state_applies_a_replacement_as_the_engine_does() -> None:
+    before = Graph([command("first", "set old", ["old"])])
+    result = plan(before, Graph([command("first", "set new", ["new"])]))
+    assert [r.name for r in result.next_state().resources] == ["first"]
+    assert State.of(before).resources[0].outputs["id"] == "first-id"
+    assert result.next_state().resources[0].outputs["id"] != "first-id", "a replacement has a new id"

@@ -1,119 +1,99 @@
-"""The engine's order on a later `pulumi up`, replayed against the stub primary.
+"""What PE ends up with after a later `pulumi up`, its commands run in the engine's order.
 
-Pulumi replaces create-before-delete and runs every delete at the end of the update: a
-replaced command's new `create` runs first, its old `delete` last; an updated command
-runs its `create` again and no `delete`. The PE settings must come out as the new program
-says, whatever was deleted last.
+The program's graphs before and after a change go through tests/engine.py; tests/replay.py runs
+each command's create, update or delete on the stub primary in that order (a replaced command's
+new create first, its old delete with the other deletes at the end; an updated command runs
+its create, or its update, again and no delete). Whatever ran last, the PE settings must come
+out as the new program says.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.stub_primary import POOL, StubPrimary, instance_arn, join_arguments, stub_primary
+from components import pe
+from tests.harness import Graph, run_main
+from tests.replay import World, deployed, previous_release
+from tests.stub_primary import StubPrimary
 
-OLD = [f"i-0{c * 16}.eu-west-1.compute.internal" for c in "ab"]
-NEW = [f"i-0{c * 16}.eu-west-1.compute.internal" for c in "cd"]
-AGENT = {
-    "server_list": [f"{POOL}:8140"],
-    "primary_uris": [f"https://{POOL}:8140"],
-    "pcp_broker_list": [f"{POOL}:8142"],
-}
+DNS = {"poolDnsName": "puppet-pool.example.com", "hostedZoneId": "Z0123456789ABC"}
 
 
 @pytest.fixture
-def primary(tmp_path: Path) -> Iterator[StubPrimary]:
-    with stub_primary(tmp_path) as stub:
-        yield stub
+def config(stack_config: dict[str, Any]) -> dict[str, Any]:
+    return {**stack_config, **DNS, "compileMasterCount": 2}
 
 
-def ok(primary: StubPrimary, *argv: str) -> None:
-    result = primary.run(*argv)
-    assert result.returncode == 0, result.stderr
+def assert_pool_in_use(primary: StubPrimary, address: str, compile_masters: set[str]) -> None:
+    assert primary.pool_address == address
+    assert primary.agent_settings() == {
+        "server_list": [f"{address}:8140"],
+        "primary_uris": [f"https://{address}:8140"],
+        "pcp_broker_list": [f"{address}:8142"],
+    }
+    assert set(primary.group("PE Infrastructure Agent")["pinned"]) == compile_masters
+    assert primary.signed == compile_masters
 
 
-def first_up(primary: StubPrimary) -> None:
-    for certname in OLD:
-        primary.request_certificate(certname)
-        ok(primary, "join", certname, *join_arguments(certname))
-    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(OLD))
-    ok(primary, "agent-set", POOL)
+def up(world: World, config: dict[str, Any]) -> None:
+    result = world.up(run_main(config))
+    assert result.failed is None, result.error
 
 
-def assert_pool_in_use(primary: StubPrimary, compile_masters: list[str]) -> None:
-    assert primary.pool_address == POOL
-    assert primary.agent_settings() == AGENT
-    assert sorted(primary.group("PE Infrastructure Agent")["pinned"]) == sorted(compile_masters)
+def live_certnames(world: World) -> set[str]:
+    """The certnames of the compile masters the stack holds now."""
+    return {
+        pe.instance_certname(r.outputs["arn"])
+        for r in world.state.resources
+        if r.type == "aws:ec2/instance:Instance"
+    }
 
 
-def test_scaling_out_reruns_pe_repo_and_keeps_the_pool(primary: StubPrimary) -> None:
-    first_up(primary)
-    primary.request_certificate(NEW[0])
-    ok(primary, "join", NEW[0], *join_arguments(NEW[0]))  # the new compile master's command: create
-    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join([*OLD, NEW[0]]))  # update: create again
-    assert_pool_in_use(primary, [*OLD, NEW[0]])
+def test_scaling_out_reruns_pe_repo_and_keeps_the_pool(tmp_path: Path, config: dict[str, Any]) -> None:
+    with deployed(tmp_path, run_main(config)) as world:
+        up(world, {**config, "compileMasterCount": 3})
+        assert_pool_in_use(world.primary, DNS["poolDnsName"], live_certnames(world))
+        assert len(live_certnames(world)) == 3
 
 
-def test_a_new_image_joins_the_new_compile_masters_then_the_old_ones_leave(primary: StubPrimary) -> None:
-    first_up(primary)
-    for certname in NEW:  # replaced joins: the new creates first...
-        primary.request_certificate(certname)
-        ok(primary, "join", certname, *join_arguments(certname))
-    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(NEW))  # pe_repo: an update
-    for certname in OLD:  # ...the old deletes at the end of the update
-        ok(primary, "leave", certname)
-    assert_pool_in_use(primary, NEW)
-    assert primary.signed == set(NEW)
-    ident = primary.pg_ident.read_text()
-    assert all(certname not in ident for certname in OLD) and all(certname in ident for certname in NEW)
+def test_a_new_image_joins_the_new_compile_masters_then_the_old_ones_leave(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    with deployed(tmp_path, run_main(config)) as world:
+        old = world.primary.signed
+        up(world, {**config, "amiId": "ami-0fedcba9876543210"})
+        new = live_certnames(world)
+        assert new.isdisjoint(old)
+        assert_pool_in_use(world.primary, DNS["poolDnsName"], new)
+        ident = world.primary.pg_ident.read_text()
+        assert all(c not in ident for c in old) and all(c in ident for c in new)
 
 
-def test_a_new_pool_address_sets_the_new_one_before_the_old_one_is_removed(primary: StubPrimary) -> None:
-    old_pool = "old-pool.example.com"
-    for certname in OLD:
-        primary.request_certificate(certname, alt_names=[certname, "puppet", old_pool])
-        ok(primary, "join", certname, "--pool-address", old_pool, "--instance-arn", instance_arn(certname))
-    ok(primary, "pe-repo-set", old_pool, "--compile-masters", ",".join(OLD))
-    ok(primary, "agent-set", old_pool)
-    # New certificates name the new pool: new compile masters, new pe_repo and PE Agent commands...
-    for certname in NEW:
-        primary.request_certificate(certname)
-        ok(primary, "join", certname, *join_arguments(certname))
-    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(NEW))
-    ok(primary, "agent-set", POOL)
-    # ...then every old command's delete, last.
-    ok(primary, "pe-repo-unset", old_pool)
-    ok(primary, "agent-unset", old_pool)
-    for certname in OLD:
-        ok(primary, "leave", certname)
-    assert_pool_in_use(primary, NEW)
+def test_a_new_pool_address_ends_with_the_new_one_only(tmp_path: Path, config: dict[str, Any]) -> None:
+    with deployed(tmp_path, run_main(config)) as world:
+        up(world, {**config, "poolDnsName": "pool2.example.com"})
+        assert_pool_in_use(world.primary, "pool2.example.com", live_certnames(world))
 
 
-def test_destroy_takes_back_everything_pe_lb_set(primary: StubPrimary) -> None:
-    first_up(primary)
-    ok(primary, "agent-unset", POOL)
-    ok(primary, "pe-repo-unset", POOL)
-    for certname in OLD:
-        ok(primary, "leave", certname)
-    assert primary.pool_address is None
-    assert primary.agent_settings() == {}
-    assert primary.group("PE Infrastructure Agent")["pinned"] == []
-    assert primary.signed == set()
+def test_destroy_takes_back_everything_pe_lb_set(tmp_path: Path, config: dict[str, Any]) -> None:
+    with deployed(tmp_path, run_main(config)) as world:
+        destroyed = world.up(Graph([]))
+        assert destroyed.failed is None, destroyed.error
+        assert world.state.resources == []
+        assert world.primary.pool_address is None
+        assert world.primary.agent_settings() == {}
+        assert world.primary.group("PE Infrastructure Agent")["pinned"] == []
+        assert world.primary.signed == set()
 
 
-def test_upgrading_a_stack_from_before_pe_lb_0_5_keeps_the_pool_address(primary: StubPrimary) -> None:
-    """The earlier command's triggers listed the instance ids, so the first `pulumi up` after the
-    upgrade replaces it; its delete (from state) unsets the address when it equals its own, as
-    `pe-repo-unset` does. Create-before-delete would end with no address; pe_repo's command is
-    delete-before-replace, so the old unset runs first."""
-    first_up(primary)
-    # Create-before-delete: the new set finds the address already there, then the old unset...
-    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(OLD))
-    ok(primary, "pe-repo-unset", POOL)
-    assert primary.pool_address is None, "...leaves new agents without the pool"
-    ok(primary, "pe-repo-set", POOL)  # back to the running pool's state
-    # Delete-before-replace, as the command is declared: the old unset, then the new set.
-    ok(primary, "pe-repo-unset", POOL)
-    ok(primary, "pe-repo-set", POOL, "--compile-masters", ",".join(OLD))
-    assert primary.pool_address == POOL
+def test_upgrading_from_the_previous_release_keeps_the_pool(tmp_path: Path, config: dict[str, Any]) -> None:
+    """The previous release sent the script on every command's stdin; this one installs it on the
+    primary. Every command's text changes: an update, which runs create (or update) again."""
+    with deployed(tmp_path, previous_release(run_main(config))) as world:
+        compile_masters = world.primary.signed
+        up(world, config)
+        assert_pool_in_use(world.primary, DNS["poolDnsName"], compile_masters)
+        # And a later change of address still ends with the new one only.
+        up(world, {**config, "poolDnsName": "pool2.example.com"})
+        assert_pool_in_use(world.primary, "pool2.example.com", live_certnames(world))

@@ -1,0 +1,290 @@
+"""Each row of README's "Changing a running pool", replayed: the engine's steps in its order
+(tests/engine.py) against the stub primary, an emulated NLB, Route53 and compile masters, with
+agents checked after every step (tests/replay.py).
+
+A test named ``..._strands_agents_today`` pins what the program does now: the step after which
+an agent is first not served. When the program is fixed, it is served throughout and the
+test fails: turn it into a ``..._serves_agents_throughout`` test.
+"""
+
+import functools
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine import Step
+from tests.harness import Graph, run_main
+from tests.replay import Up, World, deployed, previous_release, stranded_at
+
+INSTANCE = "aws:ec2/instance:Instance"
+ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
+COMMAND = "command:remote:Command"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+RECORD = "aws:route53/record:Record"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+DNS = {"poolDnsName": "puppet-pool.example.com", "hostedZoneId": "Z0123456789ABC"}
+NEW_IMAGE = "ami-0fedcba9876543210"
+
+
+@pytest.fixture
+def config(stack_config: dict[str, Any]) -> dict[str, Any]:
+    """The test stack with two compile masters (each join runs the primary script)."""
+    return {**stack_config, "compileMasterCount": 2}
+
+
+def program(config: dict[str, Any]) -> Graph:
+    """The program's graph for ``config`` (each config run once: the replay only reads graphs)."""
+    return _program(json.dumps(config, sort_keys=True))
+
+
+@functools.cache
+def _program(config: str) -> Graph:
+    return run_main(json.loads(config))
+
+
+@contextmanager
+def pool(tmp_path: Path, config: dict[str, Any], **options: Any) -> Iterator[World]:
+    """A pool deployed from ``config``."""
+    with deployed(tmp_path, program(config), **options) as world:
+        yield world
+
+
+def change(world: World, config: dict[str, Any]) -> Up:
+    """The next `pulumi up` with ``config``; it must succeed."""
+    up = world.up(program(config))
+    assert up.failed is None, up.error
+    return up
+
+
+def served(up: Up) -> bool:
+    return up.served_throughout
+
+
+def step_of(up: Up, op: str, type_token: str, name: str) -> int:
+    return next(i for i, s in enumerate(up.ran) if (s.op, s.type, s.name) == (op, type_token, name))
+
+
+def is_step(step: Step | None, op: str, type_token: str, name_pattern: str = "") -> bool:
+    return step is not None and (step.op, step.type) == (op, type_token) and name_pattern in step.name
+
+
+def problem_at(up: Up, step: Step | None) -> str:
+    return next((check.problem for check in up.checks if check.step is step and check.problem), "")
+
+
+def test_scaling_out_serves_agents_throughout(tmp_path: Path, config: dict[str, Any]) -> None:
+    with pool(tmp_path, config) as world:
+        up = change(world, {**config, "compileMasterCount": 3})
+        assert served(up), up.report()
+        assert len(world.primary.signed) == 3
+        assert {len(targets) for targets in world.target_groups.values()} == {3}
+
+
+def test_scaling_in_serves_agents_throughout(tmp_path: Path, config: dict[str, Any]) -> None:
+    with pool(tmp_path, {**config, "compileMasterCount": 3}) as world:
+        up = change(world, config)
+        assert served(up), up.report()
+        # Out of both target groups before its leave (purge), the instance last.
+        leave = step_of(up, "delete", COMMAND, "pe-lb-2-join")
+        assert (
+            step_of(up, "delete", ATTACHMENT, "pe-lb-2-8140")
+            < leave
+            < step_of(up, "delete", INSTANCE, "pe-lb-2")
+        )
+        assert len(world.primary.signed) == 2
+
+
+def rolls_the_pool(tmp_path: Path, config: dict[str, Any], **after: Any) -> None:
+    with pool(tmp_path, config) as world:
+        old = world.primary.signed
+        up = change(world, {**config, **after})
+        assert served(up), up.report()
+        assert world.primary.signed.isdisjoint(old) and len(world.primary.signed) == 2
+        first_leave = min(i for i, s in enumerate(up.ran) if s.op == "delete-replaced" and s.type == COMMAND)
+        assert step_of(up, "update", COMMAND, "pe-lb-pe-repo") < first_leave
+
+
+def test_a_new_image_rolls_the_pool_and_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    rolls_the_pool(tmp_path, config, amiId=NEW_IMAGE)
+
+
+def test_a_new_instance_type_rolls_the_pool_and_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    rolls_the_pool(tmp_path, config, instanceType="m6i.2xlarge")
+
+
+def test_a_bigger_root_volume_grows_in_place_and_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    with pool(tmp_path, config) as world:
+        up = change(world, {**config, "rootVolumeSizeGb": 100})
+        assert served(up), up.report()
+        assert {(s.op, s.name) for s in up.ran if s.type == INSTANCE} == {
+            ("update", "pe-lb-0"),
+            ("update", "pe-lb-1"),
+        }
+
+
+def test_appending_a_subnet_serves_agents_throughout(tmp_path: Path, config: dict[str, Any]) -> None:
+    with pool(tmp_path, config) as world:
+        up = change(world, {**config, "subnetIds": [*config["subnetIds"], "subnet-0ccccccccccccccc3"]})
+        assert served(up), up.report()
+        assert not [s for s in up.ran if s.op in ("create-replacement", "delete-replaced", "delete")]
+
+
+def old_nlb_emptied(up: Up) -> bool:
+    """Agents still on the old NLB's name lose it at the end of the update: its targets go."""
+    step = stranded_at(up)
+    emptied = "no healthy compile master" in problem_at(up, step)
+    return is_step(step, "delete-replaced", ATTACHMENT) and emptied
+
+
+def test_swapping_an_nlb_subnet_strands_agents_today(tmp_path: Path, config: dict[str, Any]) -> None:
+    with pool(tmp_path, config) as world:
+        up = change(world, {**config, "subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0ccccccccccccccc3"]})
+        assert old_nlb_emptied(up), up.report()
+
+
+def test_an_nlb_rebuild_without_pool_dns_name_strands_agents_today(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """The pool's address is the NLB's name: agents that have not run since PE Agent got the new
+    one still use the old NLB, whose compile masters leave at the end of the same update."""
+    with pool(tmp_path, config) as world:
+        up = change(world, {**config, "internal": False})
+        assert old_nlb_emptied(up), up.report()
+        stranded = [check for check in up.checks if check.problem]
+        assert {check.agent for check in stranded} == {
+            "an agent still on the address it had when the update began"
+        }
+
+
+def test_an_nlb_rebuild_with_pool_dns_name_strands_agents_today(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """The alias moves to the new NLB as soon as it exists (it waits for nothing else), long before
+    any compile master is registered in its new target groups."""
+    with pool(tmp_path, {**config, **DNS}) as world:
+        up = change(world, {**config, **DNS, "internal": False})
+        step = stranded_at(up)
+        assert is_step(step, "update", RECORD, "pe-lb-pool"), up.report()
+        # The listeners may come just before it or just after (both wait only for the NLB).
+        assert re.search("has no listener on|no healthy compile master", problem_at(up, step))
+
+
+def test_a_new_pool_dns_name_strands_agents_today(tmp_path: Path, config: dict[str, Any]) -> None:
+    """The new compile masters' certificates name only the new name, and they join the same target
+    groups: agents on the old name meet them while PE Agent still names it."""
+    with pool(tmp_path, {**config, **DNS}) as world:
+        up = change(world, {**config, **DNS, "poolDnsName": "pool2.example.com"})
+        step = stranded_at(up)
+        assert is_step(step, "create-replacement", ATTACHMENT), up.report()
+        assert "has a certificate without puppet-pool.example.com" in problem_at(up, step)
+
+
+def test_a_first_pool_dns_name_strands_agents_today(tmp_path: Path, config: dict[str, Any]) -> None:
+    with pool(tmp_path, config) as world:
+        old_address = world.address
+        up = change(world, {**config, **DNS})
+        step = stranded_at(up)
+        assert is_step(step, "create-replacement", ATTACHMENT), up.report()
+        assert f"has a certificate without {old_address}" in problem_at(up, step)
+
+
+def test_removing_an_agent_cidr_serves_agents_in_the_others(tmp_path: Path, config: dict[str, Any]) -> None:
+    cidrs = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    before, after = {**config, "agentCidrs": cidrs}, {**config, "agentCidrs": cidrs[1:]}
+    with pool(tmp_path / "kept", before, agent_ip="172.16.5.5") as world:
+        assert served(change(world, after))
+    # An agent in the removed CIDR loses the pool with the first rule deleted: as it should.
+    with pool(tmp_path / "removed", before) as world:
+        up = change(world, after)
+        assert is_step(stranded_at(up), "delete", INGRESS, "10.0.0.0-8"), up.report()
+
+
+def test_switching_health_checks_to_tcp_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    with pool(tmp_path, config) as world:
+        up = change(world, {**config, "healthCheckProtocol": "TCP"})
+        assert served(up), up.report()
+        assert {(s.op, s.type) for s in up.ran if s.op != "same"} == {("update", TARGET_GROUP)}
+
+
+def test_draining_a_compile_master_serves_agents_throughout(tmp_path: Path, config: dict[str, Any]) -> None:
+    with pool(tmp_path, config) as world:
+        up = change(world, {**config, "drainedCompileMasters": [1]})
+        assert served(up), up.report()
+        drained = world.state.live(next(s.urn for s in up.ran if s.name == "pe-lb-1"))
+        assert drained is not None
+        assert all(drained.outputs["id"] not in targets for targets in world.target_groups.values())
+        assert len(world.primary.signed) == 2, "still joined"
+
+
+def test_upgrading_pe_lb_serves_agents_throughout(tmp_path: Path, config: dict[str, Any]) -> None:
+    """From the previous release (the script on every command's stdin) to this one: every command's
+    text changes (an update: its create, or its update, runs again; no delete), no compile
+    master is replaced."""
+    with deployed(tmp_path, previous_release(program(config))) as world:
+        pool_address = world.primary.pool_address
+        up = world.up(program(config))
+        assert up.failed is None, up.error
+        assert served(up), up.report()
+        assert not [s for s in up.ran if s.op.startswith("delete") or s.op == "create-replacement"]
+        assert {s.name for s in up.ran if s.op == "update" and s.type == COMMAND} >= {
+            "pe-lb-0-join",
+            "pe-lb-1-join",
+            "pe-lb-pe-repo",
+            "pe-lb-pe-agent",
+        }
+        assert world.primary.pool_address == pool_address
+        assert world.primary.agent_settings()["server_list"] == [f"{pool_address}:8140"]
+
+
+def test_a_failed_step_leaves_the_old_compile_masters_until_the_next_up(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    def gate(step: Step) -> bool:
+        return step.op == "create-replacement" and step.name == "pe-lb-wait-healthy"
+
+    new_image = program({**config, "amiId": NEW_IMAGE})
+    with pool(tmp_path, config) as world:
+        old = world.primary.signed
+        first = world.up(new_image, fail=gate)
+        # The update stops at the gate: the new compile masters joined, the old ones did not leave.
+        assert first.failed is not None and gate(first.failed)
+        assert served(first), first.report()
+        assert not [s for s in first.ran if s.op.startswith("delete")]
+        assert old < world.primary.signed
+        pending = {r.name for r in world.state.pending_delete}
+        assert pending == {"pe-lb-0", "pe-lb-1", "pe-lb-0-join", "pe-lb-1-join"} | {
+            f"pe-lb-{i}-{port}" for i in range(2) for port in (8140, 8142)
+        }
+        second = world.up(new_image)
+        assert second.failed is None, second.error
+        assert served(second), second.report()
+        # The next update retries the gate, then deletes what the first one left, at its end.
+        deleted = [s for s in second.ran if s.op == "delete-replaced"]
+        assert {s.name for s in deleted} == pending | {"pe-lb-wait-healthy"}
+        assert all(s.op.startswith("delete") for s in second.ran[second.ran.index(deleted[0]) :])
+        assert world.state.pending_delete == []
+        assert world.primary.signed.isdisjoint(old) and len(world.primary.signed) == 2
+
+
+def test_the_next_update_diffs_against_the_stack_values(tmp_path: Path, config: dict[str, Any]) -> None:
+    """After a rolling replacement the stack holds new instance ids while the mocks still answer
+    with the first ones: the update after it changes nothing."""
+    with pool(tmp_path, config) as world:
+        first_ids = {r.outputs["id"] for r in world.state.resources if r.type == INSTANCE}
+        change(world, {**config, "amiId": NEW_IMAGE})
+        again = change(world, {**config, "amiId": NEW_IMAGE})
+        assert {s.op for s in again.ran} == {"same"}
+        assert first_ids.isdisjoint(r.outputs["id"] for r in world.state.resources if r.type == INSTANCE)
