@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from . import pe, validation
 from .network import admit_cidrs, tagged, user_tags
-from .primary import PrimaryAccess, PrimaryAccessArgs, primary_command
+from .primary import PrimaryAccess, PrimaryAccessArgs, install_primary_script, primary_command
 from .scripts import read_script
 
 DEFAULT_COUNT = 2
@@ -167,9 +167,11 @@ class CompileMasterPool(pulumi.ComponentResource):
 
         # The PE CA and global hiera.yaml, read once over SSH: they reach each compile master
         # in its user data, so it trusts only the PE CA from its first download on.
+        installed = install_primary_script(f"{name}-primary-script", access, self)
         primary_files = primary_command(
             f"{name}-primary-files",
             access,
+            installed=installed,
             create=access.script_command("read"),
             parent=self,
             output_may_hold_secrets=True,
@@ -212,7 +214,17 @@ class CompileMasterPool(pulumi.ComponentResource):
                 # User data runs at first boot only: a new pool address needs a new certificate,
                 # which only a fresh instance requests.
                 user_data_replace_on_change=True,
-                tags=tagged(tags, f"{name}-{index}", **{pe.ROLE_TAG: pe.COMPILE_MASTER_ROLE}),
+                # The pool tag lets poolctl tell this stack's compile masters from another pe-lb
+                # stack's in the same VPC. Tags change in place: a stack made before it gets it on
+                # its next `pulumi up` without replacing or restarting any compile master.
+                tags=tagged(
+                    tags,
+                    f"{name}-{index}",
+                    **{
+                        pe.ROLE_TAG: pe.COMPILE_MASTER_ROLE,
+                        pe.POOL_TAG: pe.pool_identity(pulumi.get_project(), pulumi.get_stack(), name),
+                    },
+                ),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     # In place, AWS stops and starts the instance (every compile master at once);
@@ -231,6 +243,7 @@ class CompileMasterPool(pulumi.ComponentResource):
             joined = primary_command(
                 f"{name}-{index}-join",
                 access,
+                installed=installed,
                 create=pulumi.Output.all(certname, instance.arn, args["pool_address"]).apply(
                     lambda values: access.script_command(
                         "join", values[0], "--instance-arn", values[1], "--pool-address", values[2]
@@ -297,7 +310,23 @@ def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -
     script = read_script(BOOTSTRAP_SCRIPT)
     shebang, body = script.split("\n", 1)
     assignments = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in parameters.items())
-    return f"{shebang}\n# Parameters rendered by pe-lb.\n{assignments}{body}"
+    user_data = f"{shebang}\n# Parameters rendered by pe-lb.\n{assignments}{body}"
+    # EC2 refuses more than 16 KB of user data, counted raw, before the base64 encoding the API
+    # carries it in (EC2 user guide, "Work with instance user data").
+    max_bytes = 16384
+    size = len(user_data.encode())
+    if size > max_bytes:
+        ca_bytes = len(parameters["PE_CA_CERTIFICATE"].encode())
+        hiera_bytes = len(parameters["PE_HIERA_YAML"].encode())
+        raise ValueError(
+            f"the compile masters' user data would be {size} bytes, over EC2's limit of {max_bytes} "
+            f"(counted before base64): the bootstrap script and its other parameters take "
+            f"{size - ca_bytes - hiera_bytes}, the PE CA bundle read from {primary_host} {ca_bytes}, and "
+            f"its global hiera.yaml {hiera_bytes}. Shrink hiera.yaml on {primary_host} by "
+            f"{size - max_bytes} bytes or more (comments, unused hierarchy levels), then re-read it: "
+            "pulumi up --replace the primary-files command"
+        )
+    return user_data
 
 
 def _at_least_one_subnet(subnet_ids: Sequence[str]) -> list[str]:

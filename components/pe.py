@@ -61,6 +61,16 @@ ROLE_TAG = "pe-lb:role"
 COMPILE_MASTER_ROLE = "compile-master"
 """Tag on compile master instances, so tools and policies can tell them from other instances."""
 
+POOL_TAG = "pe-lb:pool"
+"""Tag on compile master instances naming the pool they belong to (pool_identity): the role tag
+and the VPC cannot tell one pe-lb stack's compile masters from another's in the same VPC, so
+poolctl lists, and registers, only instances carrying its own pool's value."""
+
+
+def pool_identity(project: str, stack: str, component: str) -> str:
+    """The value of POOL_TAG: ``<pulumi project>/<stack>/<CompileMasterPool's name>``."""
+    return f"{project}/{stack}/{component}"
+
 PE_MASTER_NODE_GROUP = "PE Master"
 PE_REPO_POOL_ADDRESS_PARAMETER = "compile_master_pool_address"
 PE_REPO_ACTION = "pe-repo"
@@ -125,7 +135,7 @@ INSTALL_SCRIPT_PATH = "/packages/current/install.bash"
 def install_script_names(text: str, address: str) -> bool:
     """Whether an install script names ``address`` as its server (not as part of a longer name).
 
-    components/scripts/pe_primary.py has the same check (names_address): it runs alone on the primary.
+    The primary script has the same check (pool_settings.names_address): it runs alone on the primary.
     """
     return re.search(r"(?<![\w.-])" + re.escape(address) + r"(?![\w.-])", text, re.IGNORECASE) is not None
 

@@ -5,7 +5,7 @@ from typing import TypedDict
 import pulumi
 
 from . import pe
-from .primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
+from .primary import PrimaryAccess, PrimaryAccessArgs, caller_depends_on, pool_setting_command
 
 
 class PeAgentPoolAddressArgs(TypedDict):
@@ -40,7 +40,7 @@ class PeAgentPoolAddress(pulumi.ComponentResource):
             pool_address=args["pool_address"],
             parent=self,
             # A component's depends_on does not reach its children: after every join.
-            depends_on=opts.depends_on if opts else None,
+            depends_on=caller_depends_on(opts),
         )
         self.stdout = run.stdout
         self.register_outputs({"stdout": self.stdout})

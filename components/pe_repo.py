@@ -6,7 +6,7 @@ from typing import TypedDict
 import pulumi
 
 from . import pe
-from .primary import PrimaryAccess, PrimaryAccessArgs, pool_setting_command
+from .primary import PrimaryAccess, PrimaryAccessArgs, caller_depends_on, pool_setting_command
 
 
 class PeRepoPoolAddressArgs(TypedDict):
@@ -51,12 +51,7 @@ class PeRepoPoolAddress(pulumi.ComponentResource):
             parent=self,
             # A component's depends_on does not reach its children; the command must not
             # point agents at the pool before what the caller waits for (every join) is done.
-            depends_on=opts.depends_on if opts else None,
-            # Stacks from before pe-lb 0.5 hold a command whose triggers listed the instance
-            # ids and whose delete, run by the old script from state, unsets the address when it
-            # equals its own: run last, it would undo the new set of the same address. Deleting
-            # first ends with the address set, then and on every later change of address.
-            delete_before_replace=True,
+            depends_on=caller_depends_on(opts),
         )
         self.stdout = run.stdout
         self.register_outputs({"stdout": self.stdout})

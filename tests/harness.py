@@ -190,7 +190,7 @@ class PeLbMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:route53/record:Record":
             state["fqdn"] = args.inputs.get("name")
         if args.typ == "command:remote:Command":
-            reads = " - read" in str(args.inputs.get("create", ""))
+            reads = str(args.inputs.get("create", "")).endswith("current.py read")
             state["stdout"] = PRIMARY_FILES if reads else "pe-lb: ok"
             state["stderr"] = ""
         return resource_id, state

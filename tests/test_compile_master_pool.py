@@ -1,5 +1,6 @@
 """CompileMasterPool on its own, as a user's program would declare it."""
 
+import json
 import shlex
 import subprocess
 from typing import Any
@@ -8,10 +9,11 @@ import pulumi
 import pytest
 
 from components import CompileMasterPool, CompileMasterPoolArgs, pe
-from components.compile_master_pool import render_bootstrap
-from components.scripts import primary_script
+from components.compile_master_pool import BOOTSTRAP_SCRIPT, render_bootstrap
+from components.primary import INSTALLED_SCRIPT
+from components.scripts import read_script
 from tests.conftest import HOST_KEY, SSH_KEY
-from tests.harness import MOCK_AMI, MOCK_CA, MOCK_HIERA, PRIMARY_FILES, Graph, Recorded, is_secret, run
+from tests.harness import MOCK_AMI, MOCK_CA, MOCK_HIERA, PROJECT, STACK, Graph, Recorded, is_secret, run
 
 INSTANCE = "aws:ec2/instance:Instance"
 ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
@@ -71,6 +73,15 @@ def test_instances_are_hardened_and_named_by_their_id() -> None:
         }
 
 
+def test_each_compile_master_is_tagged_with_its_stacks_pool() -> None:
+    """poolctl selects by this tag: another pe-lb stack's compile masters in the VPC carry their own."""
+    graph = declare(count=2)
+    for instance in graph.of_type(INSTANCE):
+        assert instance.inputs["tags"][pe.POOL_TAG] == f"{PROJECT}/{STACK}/pool"
+        # Tags are updated in place: a stack made before the tag gets it without a replacement.
+        assert "tags" not in instance.replace_on_changes
+
+
 def test_given_ami_is_used_without_lookup() -> None:
     graph = declare(ami_id="ami-0123456789abcdef0")
     assert {i.inputs["ami"] for i in graph.of_type(INSTANCE)} == {"ami-0123456789abcdef0"}
@@ -96,7 +107,7 @@ def test_each_compile_master_is_joined_by_the_primary_and_leaves_through_it() ->
         create = join.inputs["create"]
         assert create.startswith("py=$(command -v python3 || echo /usr/libexec/platform-python); ")
         assert shlex.split(create.split("; ", 1)[1]) == [
-            "sudo", "-n", "$py", "-", "join", certname,
+            "sudo", "-n", "$py", INSTALLED_SCRIPT, "join", certname,
             "--instance-arn", arn, "--pool-address", "puppet-pool.example.com",
         ]  # fmt: skip
         assert shlex.split(join.inputs["delete"].split("; ", 1)[1])[4:] == [
@@ -105,7 +116,8 @@ def test_each_compile_master_is_joined_by_the_primary_and_leaves_through_it() ->
             "--drain-seconds",
             str(pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS),
         ]
-        assert join.inputs["stdin"] == primary_script()
+        assert "stdin" not in join.inputs, "the script is installed once, not sent with every command"
+        assert graph.depends_on(join, graph.one(COMMAND, "pool-primary-script"))
         # A new instance is a new certname: a new command (join new, then the old one leaves).
         assert join.inputs["triggers"] == [certname]
         assert instance.urn in join.dependencies
@@ -124,7 +136,9 @@ def test_compile_masters_enter_rotation_only_once_joined() -> None:
 def test_every_command_on_the_primary_checks_its_host_key_and_keeps_output_secret() -> None:
     graph = declare(count=2)
     commands = graph.of_type(COMMAND)
-    assert len(commands) == 3
+    assert sorted(command.name for command in commands) == [
+        "pool-0-join", "pool-1-join", "pool-primary-files", "pool-primary-script",
+    ]  # fmt: skip
     for command in commands:
         connection = command.inputs["connection"]
         assert connection["host"] == "puppet.example.com"
@@ -140,7 +154,7 @@ def test_every_command_on_the_primary_checks_its_host_key_and_keeps_output_secre
 def test_the_ca_and_hiera_are_read_from_the_primary_with_logging_off() -> None:
     graph = declare()
     read = graph.one(COMMAND, "pool-primary-files")
-    assert read.inputs["create"].endswith(" - read")
+    assert read.inputs["create"].endswith(f"{INSTALLED_SCRIPT} read")
     assert read.inputs["logging"] == "stderr"
     assert "delete" not in read.inputs
     # Rotating the SSH key must not re-read (and so re-render every compile master's user data).
@@ -165,9 +179,33 @@ def test_user_data_trusts_the_pe_ca_and_carries_no_secret() -> None:
 
 
 def test_rendered_user_data_is_valid_shell_with_quoted_values(tmp_path: Any) -> None:
+    # Values the primary hands back are not ours to trust: each must reach the bootstrap byte for
+    # byte, and nothing in them may run.
+    planted = tmp_path / "planted"
+    hiera = f'---\n# it\'s $(touch {planted}) and `touch {planted}`; "$HOME" \\ * ? ~ !x\nversion: 5\n'
+    ca = MOCK_CA.replace("mockPEca", "mock PE'ca $x")
+    files = json.dumps({"caCertificate": ca, "hieraYaml": hiera, "platform": "el-9-x86_64"})
+    user_data = render_bootstrap("puppet.example.com", "pool.example.com", files)
     script = tmp_path / "user-data.sh"
-    script.write_text(render_bootstrap("puppet.example.com", "pool.example.com", PRIMARY_FILES))
+    script.write_text(user_data)
     subprocess.run(["bash", "-n", str(script)], check=True)
+    body = read_script(BOOTSTRAP_SCRIPT).split("\n", 1)[1]
+    assert user_data.endswith(body)
+    parameters = user_data.removesuffix(body)
+    names = ["PE_PRIMARY_HOST", "PE_CA_CERTIFICATE", "PE_POOL_ADDRESS", "PE_HIERA_YAML"]
+    shown = subprocess.run(
+        ["bash", "-c", parameters + 'printf "%s\\0" ' + " ".join(f'"${name}"' for name in names)],
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, capture_output=True, text=True,
+        timeout=30, check=True,
+    )  # fmt: skip
+    assert shown.stderr == ""
+    assert shown.stdout.split("\0")[:-1] == [
+        "puppet.example.com",
+        ca.strip(),
+        "pool.example.com",
+        hiera.strip(),
+    ]
+    assert not planted.exists()
 
 
 def test_an_unreadable_answer_from_the_primary_is_a_clear_error() -> None:
@@ -250,7 +288,12 @@ def test_whole_lists_and_maps_given_as_outputs_work() -> None:
     )
     instances = sorted(graph.of_type(INSTANCE), key=lambda i: i.name)
     assert [i.inputs["subnetId"] for i in instances] == [SUBNETS[0], SUBNETS[1], SUBNETS[0]]
-    assert instances[0].inputs["tags"] == {"team": "puppet", "Name": "pool-0", "pe-lb:role": "compile-master"}
+    assert instances[0].inputs["tags"] == {
+        "team": "puppet",
+        "Name": "pool-0",
+        "pe-lb:role": "compile-master",
+        "pe-lb:pool": "pe-lb/test/pool",
+    }
     # A CIDR list known only later: a managed prefix list, one rule per port.
     prefix_list = graph.one("aws:ec2/managedPrefixList:ManagedPrefixList")
     assert prefix_list.inputs["entries"] == [{"cidr": "10.0.1.10/32", "description": "PE primary"}]

@@ -56,6 +56,8 @@ def test_pe_agent_points_at_the_pool_after_every_join(graph: Graph) -> None:
     assert shlex.split(agent.inputs["create"].split("; ")[1])[4:] == [
         "agent-set",
         graph.outputs["poolAddress"],
+        "--owner",
+        "pe-lb/test/pe-lb-pe-agent",
     ]
     for join in (command for command in graph.of_type(COMMAND) if command.name.endswith("-join")):
         assert graph.depends_on(agent, join)

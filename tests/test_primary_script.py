@@ -727,3 +727,63 @@ def test_leave_of_a_node_whose_join_was_refused_removes_its_unsigned_request(pri
     assert f"{CM} had only an unsigned request on the CA: removed it" in result.stdout
     assert CM not in primary.requests and CM not in primary.certificates
     assert not any(line.startswith("puppet node purge") for line in primary.events())
+
+
+# ---- holders: a setting stays while any command resource holds it
+
+
+OWNER = ("--owner", "pe-lb/dev/pe-lb-pe-repo")
+
+
+@pytest.mark.parametrize(
+    ("set_action", "unset_action"), [("pe-repo-set", "pe-repo-unset"), ("agent-set", "agent-unset")]
+)
+def test_a_replacement_that_asks_for_the_same_address_keeps_it_through_the_old_delete(
+    primary: StubPrimary, set_action: str, unset_action: str
+) -> None:
+    """The engine's order for `pulumi up --replace` or an upgrade: new create, then old delete."""
+    assert primary.run(set_action, POOL, *OWNER).returncode == 0  # the old resource's create
+    assert primary.run(set_action, POOL, *OWNER).returncode == 0  # the new resource's create
+    old_delete = primary.run(unset_action, POOL, *OWNER)
+    assert old_delete.returncode == 0, old_delete.stderr
+    assert "is still held by pe-lb/dev/pe-lb-pe-repo (1): left set" in old_delete.stdout
+    assert POOL in json.dumps(primary.agent_settings() if set_action == "agent-set" else primary.pool_address)
+    assert primary.run(unset_action, POOL, *OWNER).returncode == 0  # destroy
+    assert primary.pool_address is None and primary.agent_settings() == {}
+
+
+def test_an_update_sets_again_without_counting_another_hold(primary: StubPrimary) -> None:
+    assert primary.run("pe-repo-set", POOL, *OWNER).returncode == 0
+    assert primary.run("pe-repo-set", POOL, *OWNER, "--update").returncode == 0
+    assert primary.run("pe-repo-unset", POOL, *OWNER).returncode == 0
+    assert primary.pool_address is None, "one create, one delete: nothing holds it any more"
+
+
+def test_a_new_address_is_set_before_the_old_is_released_and_never_unset_by_it(primary: StubPrimary) -> None:
+    assert primary.run("pe-repo-set", "old-pool.example.com", *OWNER).returncode == 0
+    assert primary.run("pe-repo-set", POOL, *OWNER).returncode == 0
+    released = primary.run("pe-repo-unset", "old-pool.example.com", *OWNER)
+    assert released.returncode == 0
+    assert "is 'pool.example.com', not 'old-pool.example.com': left alone" in released.stdout
+    assert primary.pool_address == POOL
+
+
+def test_a_failed_pe_repo_set_puts_the_previous_address_back(primary: StubPrimary) -> None:
+    assert primary.run("pe-repo-set", "old-pool.example.com", *OWNER).returncode == 0
+    primary.compile_masters_run_on_their_own = False
+    failed = primary.run("pe-repo-set", POOL, *OWNER, "--compile-masters", CM, "--run-timeout", "0")
+    assert failed.returncode == 1
+    assert "(compile_master_pool_address put back to 'old-pool.example.com')" in failed.stderr
+    assert primary.pool_address == "old-pool.example.com"
+    holders = json.loads((primary.root / "state" / "holders.json").read_text())
+    assert POOL not in holders["pe_repo"], "a failed set holds nothing"
+
+
+def test_a_failed_agent_set_puts_pe_agents_values_back(primary: StubPrimary) -> None:
+    assert primary.run("agent-set", "old-pool.example.com", *OWNER).returncode == 0
+    before = dict(primary.agent_settings())
+    primary.set_puppet(exit_code=1)
+    failed = primary.run("agent-set", POOL, *OWNER)
+    assert failed.returncode == 1
+    assert "PE Agent's pcp_broker_list, primary_uris, server_list put back" in failed.stderr
+    assert primary.agent_settings() == before

@@ -1,6 +1,7 @@
 """Scripts that run on servers, kept as real files so they can be linted and tested alone."""
 
 import functools
+import hashlib
 from pathlib import Path
 
 SCRIPTS_DIR = Path(__file__).parent
@@ -66,3 +67,8 @@ def primary_script() -> str:
         "}",
     ]
     return "\n".join(lines) + "\n" + _BUNDLE_LOADER
+
+
+def primary_script_version() -> str:
+    """The SHA-256 of the primary script: the name it is installed under on the primary."""
+    return hashlib.sha256(primary_script().encode("utf-8")).hexdigest()

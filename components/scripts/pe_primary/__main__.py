@@ -66,6 +66,16 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="pe-repo-set: certnames whose install scripts must name the pool (comma-separated)",
     )
+    parser.add_argument(
+        "--owner",
+        default="",
+        help="pe-repo-*, agent-*: the command resource that holds the setting (project/stack/name)",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="pe-repo-set, agent-set: run as the resource's update (its hold is already counted)",
+    )
     parser.add_argument("--package-url", default="https://{host}:{port}/packages/current/install.bash")
     parser.add_argument("--instance-arn", default="", help="join: the EC2 instance (its ARN)")
     parser.add_argument(

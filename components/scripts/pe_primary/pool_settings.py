@@ -6,7 +6,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .classifier import Classifier
 from .common import StepError, say, wait_for
@@ -21,6 +21,7 @@ from .constants import (
     PUPPETSERVER_PORT,
 )
 from .files import load_json, locked, replace
+from .holders import HOLDERS_FILE, Holders
 from .primary import Primary
 
 
@@ -40,6 +41,28 @@ def installer_names(primary: Primary, host: str, address: str) -> bool:
         return False
 
 
+def still_held(primary: Primary, setting: str, address: str) -> bool:
+    """Release this command's hold on ``address``; True (and said) if other holds keep it set."""
+    owner = primary.args.owner
+    if not owner:
+        return False
+    remaining = Holders(primary.state_file(HOLDERS_FILE), setting).release(address, owner)
+    if remaining:
+        say(
+            "{} {} is still held by {}: left set".format(
+                setting, address, ", ".join(f"{name} ({count})" for name, count in sorted(remaining.items()))
+            )
+        )
+        return True
+    return False
+
+
+def hold(primary: Primary, setting: str, address: str) -> None:
+    if primary.args.owner:
+        holders = Holders(primary.state_file(HOLDERS_FILE), setting)
+        holders.hold(address, primary.args.owner, again=primary.args.update)
+
+
 def pe_repo(primary: Primary, address: str, wanted: bool) -> None:
     """pe_repo::compile_master_pool_address in PE Master, then Puppet in PE's order, checked.
 
@@ -48,17 +71,20 @@ def pe_repo(primary: Primary, address: str, wanted: bool) -> None:
     run then updates the console's install command. The script cannot start runs on the
     compile masters: it waits until each one's install script names the pool (their next
     scheduled run), then runs Puppet on the primary unless its own install script already
-    names the pool.
+    names the pool. If any of that fails, the previous value is put back: a failed set
+    leaves what agents had.
     """
     classifier = primary.classifier
     group = classifier.group(PE_MASTER_GROUP)
     class_parameter = group.get("classes", {}).get(PE_REPO_CLASS, {}).get(PE_REPO_PARAMETER)
     current = group.get("config_data", {}).get(PE_REPO_CLASS, {}).get(PE_REPO_PARAMETER)
     if not wanted:
+        if still_held(primary, PE_REPO_CLASS, address):
+            return
         if current != address:
             say(f"{PE_REPO_PARAMETER} is {current!r}, not {address!r}: left alone")
             return
-        classifier.update(group["id"], {"config_data": {PE_REPO_CLASS: {PE_REPO_PARAMETER: None}}})
+        _set_pe_repo(classifier, group, None)
         say(f"{PE_REPO_PARAMETER} ({address}) removed from {PE_MASTER_GROUP!r}")
         primary.puppet_runs.ensure_run_after(time.time(), "pe_repo pool address removed")
         return
@@ -71,8 +97,24 @@ def pe_repo(primary: Primary, address: str, wanted: bool) -> None:
     if current == address:
         say(f"{PE_REPO_PARAMETER} is already {address} in {PE_MASTER_GROUP!r}: unchanged")
     else:
-        classifier.update(group["id"], {"config_data": {PE_REPO_CLASS: {PE_REPO_PARAMETER: address}}})
+        _set_pe_repo(classifier, group, address)
         say(f"{PE_REPO_PARAMETER} changed from {current!r} to {address!r} in {PE_MASTER_GROUP!r}")
+    try:
+        _pe_repo_in_pe_order(primary, address)
+    except StepError as failure:
+        if current != address:
+            _set_pe_repo(classifier, group, current)
+            raise StepError(f"{failure} ({PE_REPO_PARAMETER} put back to {current!r})") from None
+        raise
+    hold(primary, PE_REPO_CLASS, address)
+
+
+def _set_pe_repo(classifier: Classifier, group: Dict[str, Any], value: Optional[str]) -> None:
+    # The classifier merges a group delta; null removes the key.
+    classifier.update(group["id"], {"config_data": {PE_REPO_CLASS: {PE_REPO_PARAMETER: value}}})
+
+
+def _pe_repo_in_pe_order(primary: Primary, address: str) -> None:
     args = primary.args
     for certname in args.compile_masters:
         wait_for(
@@ -110,12 +152,24 @@ def agent(primary: Primary, address: str, wanted: bool) -> None:
     current = group.get("classes", {}).get(AGENT_PROFILE)
     if current is None:
         raise StepError(f"{PE_AGENT_GROUP!r} has no {AGENT_PROFILE} class; PE's default groups are needed")
+    if not wanted and still_held(primary, PE_AGENT_GROUP, address):
+        return
     record_path = primary.state_file("pe-agent.json")
     with locked(record_path):
+        before = {parameter: current.get(parameter) for parameter in agent_settings(address)}
         delta = _agent_delta(classifier, group, current, record_path, address, wanted)
     if delta:
-        # PE: then Puppet on the primary, then on agents (their next runs pick it up).
-        primary.puppet_runs.ensure_run_after(time.time(), "PE Agent pool settings")
+        try:
+            # PE: then Puppet on the primary, then on agents (their next runs pick it up).
+            primary.puppet_runs.ensure_run_after(time.time(), "PE Agent pool settings")
+        except StepError as failure:
+            if not wanted:
+                raise
+            restored = {name: before[name] for name in delta}
+            classifier.update(group["id"], {"classes": {AGENT_PROFILE: restored}})
+            raise StepError(f"{failure} (PE Agent's {', '.join(sorted(delta))} put back)") from None
+    if wanted:
+        hold(primary, PE_AGENT_GROUP, address)
 
 
 def _agent_delta(
