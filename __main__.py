@@ -11,6 +11,7 @@ from components import (
     CompileMasterPool,
     PeAgentPoolAddress,
     PeRepoPoolAddress,
+    PoolDnsNames,
     PoolHealthGate,
     PuppetLoadBalancer,
     pe,
@@ -44,16 +45,17 @@ load_balancer = PuppetLoadBalancer(
         "health_check_healthy_threshold": settings.health_check_healthy_threshold,
         "health_check_unhealthy_threshold": settings.health_check_unhealthy_threshold,
         "health_check_protocol": settings.health_check_protocol,
+        # Its record is made below by PoolDnsNames, once the pool behind the NLB serves.
         "pool_dns_name": settings.pool_dns_name,
-        "hosted_zone_id": settings.hosted_zone_id,
         "tags": settings.tags,
     },
 )
 
-# With a DNS name the compile masters need not wait for the NLB to learn their alt name.
-pool_address = (
-    pulumi.Output.from_input(settings.pool_dns_name) if settings.pool_dns_name else load_balancer.dns_name
-)
+# Every name an agent may hold is in every certificate: the pool's DNS names and the NLB's own
+# (what agents had before poolDnsName was set), so a change of name never meets a compile master
+# that does not answer to it.
+pool_address = load_balancer.pool_address
+other_pool_names: list[pulumi.Input[str]] = [load_balancer.dns_name, *settings.additional_pool_dns_names]
 
 primary_access: PrimaryAccessArgs = {
     "primary_host": settings.primary_host,
@@ -67,6 +69,7 @@ compile_masters = CompileMasterPool(
     {
         "primary": primary_access,
         "pool_address": pool_address,
+        "other_pool_names": other_pool_names,
         "vpc_id": settings.vpc_id,
         "subnet_ids": settings.subnet_ids,
         "load_balancer_security_group_id": load_balancer.security_group_id,
@@ -98,6 +101,24 @@ if settings.wait_for_healthy:
                 "rerun_on": [compile_masters.instance_ids],
             },
             opts=pulumi.ResourceOptions(depends_on=[load_balancer, compile_masters]),
+        )
+    )
+
+dns_names = [*filter(None, [settings.pool_dns_name]), *settings.additional_pool_dns_names]
+if settings.hosted_zone_id and dns_names:
+    # After the gate: on an NLB rebuild the names move to the new NLB once its targets serve.
+    ready.append(
+        PoolDnsNames(
+            "pe-lb",
+            {
+                "names": dns_names,
+                "hosted_zone_id": settings.hosted_zone_id,
+                "load_balancer_dns_name": load_balancer.dns_name,
+                "load_balancer_zone_id": load_balancer.zone_id,
+                # pe-lb 0.5 made poolDnsName's record inside PuppetLoadBalancer: keep it, never remake it.
+                "adopt_record_of": "pe-lb" if settings.pool_dns_name else None,
+            },
+            opts=pulumi.ResourceOptions(depends_on=list(ready)),
         )
     )
 

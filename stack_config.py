@@ -1,6 +1,7 @@
 """The stack's config (keys under ``pe-lb:``), read and checked before anything is declared."""
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from components.compile_master_pool import (
     MAX_COMPILE_MASTERS,
     ROOT_VOLUME_GB_RANGE,
 )
+from components.load_balancer import load_balancer_identity
 from components.network import check_inbound_rule_quota, user_tags
 from components.pool_health_gate import DEFAULT_TIMEOUT_SECONDS as DEFAULT_WAIT_SECONDS
 from components.pool_health_gate import TIMEOUT_SECONDS_RANGE as WAIT_SECONDS_RANGE
@@ -80,6 +82,8 @@ class StackSettings:
     health_check_protocol: str = "HTTPS"
     pool_dns_name: str | None = None
     hosted_zone_id: str | None = None
+    additional_pool_dns_names: list[str] = field(default_factory=list)
+    """Names that reach the pool too (records, certificates) while agents move to or off them."""
     ssh_user: str = DEFAULT_SSH_USER
     key_name: str | None = None
     admin_cidrs: list[str] = field(default_factory=list)
@@ -134,10 +138,15 @@ def check_against_aws(settings: StackSettings) -> None:
     checks: list[Callable[[], None]] = [
         lambda: preflight.one_subnet_per_zone(nlb_key, settings.nlb_subnet_ids)
     ]
-    if settings.pool_dns_name and settings.hosted_zone_id:
-        name, zone = settings.pool_dns_name, settings.hosted_zone_id
-        checks.append(lambda: preflight.name_in_zone("poolDnsName", name, "hostedZoneId", zone))
-        checks.append(lambda: preflight.record_is_free("poolDnsName", name, zone, f"{PROJECT}-nlb"))
+    zone = settings.hosted_zone_id
+    if zone:
+        names = {"poolDnsName": settings.pool_dns_name} if settings.pool_dns_name else {}
+        for index, other in enumerate(settings.additional_pool_dns_names):
+            names[f"additionalPoolDnsNames[{index}]"] = other
+        for key, name in names.items():
+            checks.append(functools.partial(preflight.name_in_zone, key, name, "hostedZoneId", zone))
+            checks.append(functools.partial(preflight.record_is_free, key, name, zone, f"{PROJECT}-nlb"))
+    checks.append(lambda: _keeps_agents_addresses(settings))
     for check in checks:
         try:
             check()
@@ -147,15 +156,50 @@ def check_against_aws(settings: StackSettings) -> None:
         raise ConfigError("\n".join(errors))
 
 
+def _keeps_agents_addresses(settings: StackSettings) -> None:
+    """Refuse, at preview, a change that would leave agents holding an address that no longer serves.
+
+    Agents learn a new pool address on their next Puppet run (PE's runinterval, 30 minutes by
+    default); the addresses they hold must keep reaching compile masters whose certificates name
+    them until then. Found through the NLB this stack made (its pool tag), on every preview after
+    the first `pulumi up` with this version.
+    """
+    existing = preflight.existing_load_balancer(load_balancer_identity(PROJECT))
+    if existing is None:
+        return
+    rebuild = preflight.rebuild_reasons(existing, settings.internal, settings.nlb_subnet_ids)
+    if rebuild and not settings.pool_dns_name:
+        raise ValueError(
+            f"this change rebuilds the NLB ({'; '.join(rebuild)}) and agents know the pool only by the "
+            f"NLB's own DNS name ({existing.dns_name}), which goes with it. First give the pool a name: "
+            "set poolDnsName and hostedZoneId and run pulumi up (the NLB stays; compile masters are "
+            "replaced to carry the name); wait until every agent has run Puppet once (runinterval, 30 "
+            "minutes by default); then make this change"
+        )
+    if not (settings.pool_dns_name and settings.hosted_zone_id):
+        return
+    served = preflight.names_aliasing(settings.hosted_zone_id, existing.dns_name)
+    if settings.pool_dns_name not in served:
+        held = ", ".join([*sorted(served), f"{existing.dns_name} (the NLB's own)"])
+        raise ValueError(
+            f"poolDnsName={settings.pool_dns_name!r} is not yet a name of this pool (today: {held}); "
+            "given to agents in one step, it would send them to compile masters whose certificates "
+            f"lack it, and agents holding an old name would lose it. Move in `pulumi up`s: 1) add "
+            f"{settings.pool_dns_name} to additionalPoolDnsNames, keeping poolDnsName as it is; 2) "
+            f"poolDnsName={settings.pool_dns_name}, with the name agents had (if it was one of these) "
+            "in additionalPoolDnsNames: agents are told the new name; 3) once every agent has run "
+            "Puppet (runinterval, 30 minutes by default), remove the old name from "
+            "additionalPoolDnsNames"
+        )
+
+
 def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
     """Check every key and build the settings; all problems are reported together."""
     reader = _Reader(raw, secret_keys)
     pool_dns_name = reader.optional("poolDnsName", lambda k, v: validation.hostname(k, v))
     hosted_zone_id = reader.optional("hostedZoneId", _hosted_zone_id)
-    if bool(pool_dns_name) != bool(hosted_zone_id) and not reader.errors:
-        reader.errors.append(
-            "poolDnsName and hostedZoneId go together: set both for a Route53 alias to the NLB, or neither"
-        )
+    if pool_dns_name and not hosted_zone_id and not reader.errors:
+        reader.errors.append("poolDnsName needs hostedZoneId: the Route53 zone of its alias to the NLB")
     settings = StackSettings(
         primary_host=reader.required("primaryHost", validation.hostname),
         primary_host_key=reader.required("primaryHostKey", ssh_host_key),
@@ -213,6 +257,11 @@ def parse(raw: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
         or "HTTPS",
         pool_dns_name=pool_dns_name,
         hosted_zone_id=hosted_zone_id,
+        additional_pool_dns_names=reader.optional(
+            "additionalPoolDnsNames",
+            lambda k, v: _additional_names(k, _json(k, v), pool_dns_name, hosted_zone_id),
+        )
+        or [],
         ssh_user=reader.optional("sshUser", ssh_user) or DEFAULT_SSH_USER,
         key_name=reader.optional("keyName", _key_name),
         admin_cidrs=reader.optional(
@@ -415,6 +464,17 @@ def _private_key(key: str, value: str) -> str:
     return value
 
 
+def _additional_names(key: str, value: object, pool_dns_name: str | None, zone: str | None) -> list[str]:
+    if not isinstance(value, list):
+        raise ValueError(f"{key} must be a list of DNS names")
+    if value and not zone:
+        raise ValueError(f"{key} needs hostedZoneId: the Route53 zone of the names' aliases to the NLB")
+    names = [validation.hostname(key, name) for name in value]
+    if len(set(names)) != len(names) or pool_dns_name in names:
+        raise ValueError(f"{key} must list each name once, and not poolDnsName ({pool_dns_name})")
+    return names
+
+
 def _hosted_zone_id(key: str, value: str) -> str:
     if not re.fullmatch(r"Z[A-Z0-9]{1,31}", value):
         raise ValueError(
@@ -463,6 +523,7 @@ KNOWN_KEYS: dict[str, str] = {
     "healthCheckProtocol": "HTTPS (status endpoint) or TCP",
     "poolDnsName": "stable DNS name for the pool",
     "hostedZoneId": "Route53 zone of poolDnsName",
+    "additionalPoolDnsNames": "more names that reach the pool while agents move to or off them",
     "sshUser": "SSH user on the primary for join, leave and pe_repo (sudo -n)",
     "sshPrivateKey": "SSH private key for the primary (secret)",
     "keyName": "EC2 key pair for the compile masters",

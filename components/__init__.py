@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .load_balancer import PuppetLoadBalancer, PuppetLoadBalancerArgs
     from .pe_agent import PeAgentPoolAddress, PeAgentPoolAddressArgs
     from .pe_repo import PeRepoPoolAddress, PeRepoPoolAddressArgs
+    from .pool_dns import PoolDnsNames, PoolDnsNamesArgs
     from .pool_health_gate import PoolHealthGate, PoolHealthGateArgs
     from .primary import PrimaryAccessArgs
 
@@ -25,6 +26,8 @@ _EXPORTS = {
     "PeAgentPoolAddressArgs": "pe_agent",
     "PeRepoPoolAddress": "pe_repo",
     "PeRepoPoolAddressArgs": "pe_repo",
+    "PoolDnsNames": "pool_dns",
+    "PoolDnsNamesArgs": "pool_dns",
     "PoolHealthGate": "pool_health_gate",
     "PoolHealthGateArgs": "pool_health_gate",
     "PrimaryAccessArgs": "primary",
@@ -39,6 +42,8 @@ __all__ = [
     "PeAgentPoolAddressArgs",
     "PeRepoPoolAddress",
     "PeRepoPoolAddressArgs",
+    "PoolDnsNames",
+    "PoolDnsNamesArgs",
     "PoolHealthGate",
     "PoolHealthGateArgs",
     "PrimaryAccessArgs",

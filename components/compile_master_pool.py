@@ -32,6 +32,9 @@ class CompileMasterPoolArgs(TypedDict):
     """The PE primary and how to reach it over SSH: every join and leave runs there."""
     pool_address: pulumi.Input[str]
     """DNS name agents use for the pool; it goes into each compile master's certificate."""
+    other_pool_names: NotRequired[pulumi.Input[Sequence[pulumi.Input[str]]]]
+    """Other names that reach the pool and go into every certificate too, so agents holding any
+    of them are served: the NLB's own DNS name, a name agents are moving to or off."""
     vpc_id: pulumi.Input[str]
     """VPC of the subnets."""
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
@@ -180,7 +183,11 @@ class CompileMasterPool(pulumi.ComponentResource):
             ignore_changes=["connection"],
         )
         # Secret as the command's stdout is: the site's hiera.yaml is not for every reader of state.
-        rendered: pulumi.Output[str] = pulumi.Output.all(args["pool_address"], primary_files.stdout).apply(
+        # The set, sorted: which of the names agents are given does not change a certificate.
+        pool_names: pulumi.Output[list[str]] = pulumi.Output.all(
+            args["pool_address"], pulumi.Output.from_input(args.get("other_pool_names", []))
+        ).apply(lambda values: sorted({values[0].lower(), *(name.lower() for name in values[1])}))
+        rendered: pulumi.Output[str] = pulumi.Output.all(pool_names, primary_files.stdout).apply(
             lambda values: render_bootstrap(access.host, values[0], values[1])
         )
         user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
@@ -244,9 +251,13 @@ class CompileMasterPool(pulumi.ComponentResource):
                 f"{name}-{index}-join",
                 access,
                 installed=installed,
-                create=pulumi.Output.all(certname, instance.arn, args["pool_address"]).apply(
+                create=pulumi.Output.all(certname, instance.arn, pool_names).apply(
                     lambda values: access.script_command(
-                        "join", values[0], "--instance-arn", values[1], "--pool-address", values[2]
+                        "join",
+                        values[0],
+                        "--instance-arn",
+                        values[1],
+                        *(argument for name in values[2] for argument in ("--pool-address", name)),
                     )
                 ),
                 delete=certname.apply(
@@ -284,7 +295,7 @@ class CompileMasterPool(pulumi.ComponentResource):
         )
 
 
-def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -> str:
+def render_bootstrap(primary_host: str, pool_names: Sequence[str], primary_files: str) -> str:
     """User data: the bootstrap script with its parameters set in front of it.
 
     ``primary_files`` is what the primary script's ``read`` printed: the CA bundle and hiera.yaml.
@@ -301,7 +312,7 @@ def render_bootstrap(primary_host: str, pool_address: str, primary_files: str) -
     parameters = {
         "PE_PRIMARY_HOST": primary_host,
         "PE_CA_CERTIFICATE": ca_certificate.strip(),
-        "PE_POOL_ADDRESS": pool_address,
+        "PE_POOL_NAMES": ",".join(pool_names),
         "PE_AUTH_ROLE": pe.COMPILER_AUTH_ROLE,
         "PE_PLATFORM_OID": pe.PLATFORM_EXTENSION_OID,
         "PE_IDENTITY_OID": pe.INSTANCE_IDENTITY_OID,

@@ -36,9 +36,11 @@ class PuppetLoadBalancerArgs(TypedDict):
     health_check_unhealthy_threshold: NotRequired[int]
     """Failures before a target leaves rotation, 2..10 (default 2)."""
     pool_dns_name: NotRequired[str | None]
-    """Stable name for the pool; with hosted_zone_id, an alias record to the NLB is made."""
+    """Stable name for the pool (poolAddress). Its record is best made by PoolDnsNames after the
+    health gate; with hosted_zone_id too, this component makes it itself, pointed at the NLB as soon
+    as the NLB exists (on an NLB rebuild, before the new NLB serves)."""
     hosted_zone_id: NotRequired[str | None]
-    """Route53 zone that holds pool_dns_name."""
+    """Route53 zone for this component's own record of pool_dns_name (see pool_dns_name)."""
     tags: NotRequired[pulumi.Input[Mapping[str, str]]]
     """Tags for every resource that takes them (load balancers' tag rules)."""
 
@@ -110,7 +112,9 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
             subnets=args["subnet_ids"],
             security_groups=[security_group.id],
             enable_cross_zone_load_balancing=True,
-            tags=tagged(tags, f"{name}-nlb"),
+            # The pool tag lets a later preview find this NLB (stack_config's checks of a rebuild or
+            # a rename) and never another stack's. Tags change in place.
+            tags=tagged(tags, f"{name}-nlb", **{pe.POOL_TAG: load_balancer_identity(name)}),
             opts=child,
         )
 
@@ -174,7 +178,7 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
         self.dns_name = load_balancer.dns_name
         self.zone_id = load_balancer.zone_id
         self.security_group_id = security_group.id
-        if settings.pool_dns_name:
+        if settings.pool_dns_name and settings.hosted_zone_id:
             record = aws.route53.Record(
                 f"{name}-pool",
                 zone_id=settings.hosted_zone_id,
@@ -190,6 +194,8 @@ class PuppetLoadBalancer(pulumi.ComponentResource):
                 opts=child,
             )
             self.pool_address = record.name
+        elif settings.pool_dns_name:
+            self.pool_address = pulumi.Output.from_input(settings.pool_dns_name)
         else:
             self.pool_address = load_balancer.dns_name
 
@@ -255,10 +261,13 @@ class _Settings:
         )
         self.pool_dns_name = args.get("pool_dns_name")
         self.hosted_zone_id = args.get("hosted_zone_id")
-        if bool(self.pool_dns_name) != bool(self.hosted_zone_id):
-            raise ValueError(
-                "pool_dns_name and hosted_zone_id go together: give both for a Route53 alias, or neither"
-            )
+        if self.hosted_zone_id and not self.pool_dns_name:
+            raise ValueError("hosted_zone_id needs pool_dns_name: the record's name")
+
+
+def load_balancer_identity(name: str) -> str:
+    """The POOL_TAG value of the NLB a PuppetLoadBalancer named ``name`` makes in this stack."""
+    return pe.pool_identity(pulumi.get_project(), pulumi.get_stack(), name)
 
 
 def _check_against_aws(name: str, args: PuppetLoadBalancerArgs, settings: "_Settings") -> None:

@@ -71,6 +71,7 @@ def pool_identity(project: str, stack: str, component: str) -> str:
     """The value of POOL_TAG: ``<pulumi project>/<stack>/<CompileMasterPool's name>``."""
     return f"{project}/{stack}/{component}"
 
+
 PE_MASTER_NODE_GROUP = "PE Master"
 PE_REPO_POOL_ADDRESS_PARAMETER = "compile_master_pool_address"
 PE_REPO_ACTION = "pe-repo"

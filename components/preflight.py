@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import pulumi_aws as aws
 
+from . import pe
+
 
 def one_subnet_per_zone(key: str, subnet_ids: Sequence[str]) -> None:
     """An NLB takes one subnet per availability zone (CreateLoadBalancer refuses two)."""
@@ -54,3 +56,36 @@ def record_is_free(key: str, name: str, zone_id: str, load_balancer_name: str) -
                 f"{key}={name!r} already has a {record.type} record in {zone_id} that pe-lb did not make; "
                 "delete it or choose another name"
             )
+
+
+def existing_load_balancer(identity: str) -> "aws.lb.GetLoadBalancerResult | None":
+    """The NLB a stack made before, found by its pool tag (None before its first `pulumi up`)."""
+    try:
+        found = aws.lb.get_load_balancer(tags={pe.POOL_TAG: identity})
+    except Exception:
+        return None
+    return found if found.arn else None
+
+
+def rebuild_reasons(
+    existing: "aws.lb.GetLoadBalancerResult", internal: bool, subnet_ids: Sequence[str]
+) -> list[str]:
+    """Why the provider would replace ``existing`` (scheme flipped, a subnet removed or swapped)."""
+    reasons = []
+    if bool(existing.internal) != internal:
+        reasons.append(f"internal changes from {str(existing.internal).lower()} to {str(internal).lower()}")
+    removed = sorted(set(existing.subnets or []) - set(subnet_ids))
+    if removed:
+        reasons.append(f"{', '.join(removed)} leave its subnets")
+    return reasons
+
+
+def names_aliasing(zone_id: str, load_balancer_dns_name: str) -> set[str]:
+    """The names in the zone whose alias record points at the NLB."""
+    target = load_balancer_dns_name.lower().rstrip(".")
+    names = set()
+    for record in aws.route53.get_records(zone_id=zone_id, name_regex=".*").resource_record_sets:
+        alias = (record.alias_target.dns_name if record.alias_target else "") or ""
+        if alias.lower().rstrip(".").removeprefix("dualstack.") == target:
+            names.add(record.name.rstrip(".").lower())
+    return names

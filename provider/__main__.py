@@ -8,12 +8,20 @@ from pe_lb import (
     CompileMasterPool,
     PeAgentPoolAddress,
     PeRepoPoolAddress,
+    PoolDnsNames,
     PoolHealthGate,
     PuppetLoadBalancer,
 )
 from pulumi.provider.experimental import component_provider_host
 
-COMPONENTS = [PuppetLoadBalancer, CompileMasterPool, PeRepoPoolAddress, PeAgentPoolAddress, PoolHealthGate]
+COMPONENTS = [
+    PuppetLoadBalancer,
+    CompileMasterPool,
+    PoolHealthGate,
+    PoolDnsNames,
+    PeRepoPoolAddress,
+    PeAgentPoolAddress,
+]
 
 if __name__ == "__main__":
     component_provider_host(name="pe-lb", components=COMPONENTS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import runpy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ SUBNET_ZONES = {
 """Availability zone of each subnet the mocked AWS knows."""
 HOSTED_ZONE_NAME = "example.com."
 EXISTING_RECORDS: list[dict[str, Any]] = []
+EXISTING_LOAD_BALANCER: dict[str, Any] | None = None
+"""The NLB an earlier `pulumi up` made (getLoadBalancer by its pool tag); None: a first `up`."""
 """Route53 records the mocked hosted zone holds (a test may add one)."""
 MOCK_CA = "-----BEGIN CERTIFICATE-----\nMIIBmockPEcaBundle\n-----END CERTIFICATE-----\n"
 MOCK_HIERA = "---\nversion: 5\nhierarchy:\n  - name: common\n    path: common.yaml\n"
@@ -89,6 +92,8 @@ class Recorded:
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     replace_with: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    """Former URNs this resource answers to (given as URNs)."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -160,6 +165,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     ignore_changes=list(request.ignoreChanges),
                     replace_with=list(request.replace_with),
+                    aliases=[*request.aliasURNs, *(alias.urn for alias in request.aliases if alias.urn)],
                 )
             )
         return response
@@ -209,7 +215,14 @@ class PeLbMocks(pulumi.runtime.Mocks):
         if args.token == "aws:route53/getZone:getZone":
             return {"zoneId": args.args.get("zoneId"), "name": HOSTED_ZONE_NAME}, []
         if args.token == "aws:route53/getRecords:getRecords":
-            return {"zoneId": args.args.get("zoneId"), "resourceRecordSets": list(EXISTING_RECORDS)}, []
+            pattern = re.compile(str(args.args.get("nameRegex") or ".*"))
+            found = [record for record in EXISTING_RECORDS if pattern.match(record["name"])]
+            return {"zoneId": args.args.get("zoneId"), "resourceRecordSets": found}, []
+        if args.token == "aws:lb/getLoadBalancer:getLoadBalancer":
+            if EXISTING_LOAD_BALANCER is None or EXISTING_LOAD_BALANCER["tags"] != args.args.get("tags"):
+                # As the provider answers: an invoke that fails (here, a check failure).
+                return {}, [("tags", "Search returned 0 results, please revise so only one is returned")]
+            return dict(EXISTING_LOAD_BALANCER), []
         return {}, []
 
 

@@ -13,12 +13,20 @@ from components import (
     CompileMasterPool,
     PeAgentPoolAddress,
     PeRepoPoolAddress,
+    PoolDnsNames,
     PoolHealthGate,
     PuppetLoadBalancer,
 )
 from tests.harness import PROJECT_DIR
 
-COMPONENTS = [PuppetLoadBalancer, CompileMasterPool, PeRepoPoolAddress, PeAgentPoolAddress, PoolHealthGate]
+COMPONENTS = [
+    PuppetLoadBalancer,
+    CompileMasterPool,
+    PoolHealthGate,
+    PoolDnsNames,
+    PeRepoPoolAddress,
+    PeAgentPoolAddress,
+]
 
 
 def install_a_copy(root: Path, *, requirements_of: str | None = None) -> Path:

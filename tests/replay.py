@@ -5,7 +5,7 @@ The steps are tests/engine.py's, in the engine's order. The world they act on:
 - the PE primary: the stub (tests/stub_primary.py). A command's create, update or delete runs
   the real primary script there, with the action and arguments of the recorded command text;
 - compile masters (Instance steps): at boot each requests a certificate for its certname,
-  `puppet` and the PE_POOL_ADDRESS of its user data, as the bootstrap does; once its join has
+  `puppet` and the PE_POOL_NAMES of its user data, as the bootstrap does; once its join has
   it signed, puppetserver runs (healthy) and presents that certificate;
 - the NLB (LoadBalancer, Listener, TargetGroup, TargetGroupAttachment steps): listeners forward
   to target groups, whose registered targets serve when healthy; the NLB's security groups
@@ -293,7 +293,8 @@ class World:
             return
         # The bootstrap: certname from the instance's id and region, a request naming the pool.
         certname = pe.instance_certname(resource.outputs["arn"])
-        names = [certname, "puppet", user_data_parameter(resource.inputs["userData"], "PE_POOL_ADDRESS")]
+        pool_names = user_data_parameter(resource.inputs["userData"], "PE_POOL_NAMES").split(",")
+        names = [certname, "puppet", *pool_names]
         try:
             self.primary.request_certificate(certname, alt_names=names)
         except RequestRefusedError as error:

@@ -88,7 +88,7 @@ def run_bootstrap(stub_dir: Path, script: Path, **env: str) -> subprocess.Comple
 
 def rendered(stub_dir: Path) -> Path:
     user_data = stub_dir / "user-data.sh"
-    user_data.write_text(render_bootstrap("puppet.example.com", "pool.example.com", PRIMARY_FILES))
+    user_data.write_text(render_bootstrap("puppet.example.com", ["pool.example.com"], PRIMARY_FILES))
     return user_data
 
 

@@ -171,7 +171,7 @@ def test_user_data_trusts_the_pe_ca_and_carries_no_secret() -> None:
         assert "export PE_PRIMARY_HOST=puppet.example.com" in user_data
         assert f"export PE_CA_CERTIFICATE={shlex.quote(MOCK_CA.strip())}" in user_data
         assert f"export PE_HIERA_YAML={shlex.quote(MOCK_HIERA.strip())}" in user_data
-        assert "export PE_POOL_ADDRESS=puppet-pool.example.com" in user_data
+        assert "export PE_POOL_NAMES=puppet-pool.example.com" in user_data
         assert "export PE_AUTH_ROLE=pe_compiler" in user_data
         assert f"export PE_PLATFORM_OID={pe.PLATFORM_EXTENSION_OID}" in user_data
         assert "--insecure" not in user_data and "curl -k" not in user_data
@@ -185,14 +185,14 @@ def test_rendered_user_data_is_valid_shell_with_quoted_values(tmp_path: Any) -> 
     hiera = f'---\n# it\'s $(touch {planted}) and `touch {planted}`; "$HOME" \\ * ? ~ !x\nversion: 5\n'
     ca = MOCK_CA.replace("mockPEca", "mock PE'ca $x")
     files = json.dumps({"caCertificate": ca, "hieraYaml": hiera, "platform": "el-9-x86_64"})
-    user_data = render_bootstrap("puppet.example.com", "pool.example.com", files)
+    user_data = render_bootstrap("puppet.example.com", ["pool.example.com"], files)
     script = tmp_path / "user-data.sh"
     script.write_text(user_data)
     subprocess.run(["bash", "-n", str(script)], check=True)
     body = read_script(BOOTSTRAP_SCRIPT).split("\n", 1)[1]
     assert user_data.endswith(body)
     parameters = user_data.removesuffix(body)
-    names = ["PE_PRIMARY_HOST", "PE_CA_CERTIFICATE", "PE_POOL_ADDRESS", "PE_HIERA_YAML"]
+    names = ["PE_PRIMARY_HOST", "PE_CA_CERTIFICATE", "PE_POOL_NAMES", "PE_HIERA_YAML"]
     shown = subprocess.run(
         ["bash", "-c", parameters + 'printf "%s\\0" ' + " ".join(f'"${name}"' for name in names)],
         cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, capture_output=True, text=True,
@@ -210,7 +210,7 @@ def test_rendered_user_data_is_valid_shell_with_quoted_values(tmp_path: Any) -> 
 
 def test_an_unreadable_answer_from_the_primary_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"reading the PE CA and hiera\.yaml from puppet\.example\.com"):
-        render_bootstrap("puppet.example.com", "pool.example.com", "sudo: a password is required")
+        render_bootstrap("puppet.example.com", ["pool.example.com"], "sudo: a password is required")
 
 
 def test_security_group_admits_nlb_primary_and_admins_only() -> None:

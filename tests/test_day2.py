@@ -109,15 +109,16 @@ def test_an_nlb_rebuild_brings_new_target_groups(stack_config: dict[str, Any], d
     assert result.names("replace", TARGET_GROUP) == {"pe-lb-8140", "pe-lb-8142"}
     assert result.names("replace", LISTENER) == {"pe-lb-8140", "pe-lb-8142"}
     assert result.names("replace", ATTACHMENT) == {f"pe-lb-{i}-{p}" for i in range(3) for p in (8140, 8142)}
+    # Every certificate names the NLB's own name too (what agents had before poolDnsName).
+    assert result.names("replace", INSTANCE) == {"pe-lb-0", "pe-lb-1", "pe-lb-2"}
     if dns:
-        # The pool's name stays: certificates stay valid, no compile master or PE setting changes.
-        assert result.op(RECORD, "pe-lb-pool") == "update"
-        assert result.names("replace", INSTANCE) == set()
-        assert result.op(COMMAND, "pe-lb-pe-repo") == "same"
+        # The pool's name stays: the alias moves (after the gate), no PE setting changes.
+        assert result.op(RECORD, "pe-lb-puppet-pool.example.com") == "update"
+        # pe_repo waits for the new compile masters' install scripts: its text names them.
+        assert result.op(COMMAND, "pe-lb-pe-repo") == "update"
         assert result.op(COMMAND, "pe-lb-pe-agent") == "same"
     else:
-        # The pool's address is the NLB's name: every certificate names the old one.
-        assert result.names("replace", INSTANCE) == {"pe-lb-0", "pe-lb-1", "pe-lb-2"}
+        # The pool's address is the NLB's name: agents are told the new one.
         assert result.op(COMMAND, "pe-lb-pe-repo") == "replace"
         assert result.op(COMMAND, "pe-lb-pe-agent") == "replace"
 
@@ -204,11 +205,10 @@ def test_dependents_of_a_replacement_change_only_where_its_new_outputs_do(
 ) -> None:
     result = plan(run_main({**stack_config, **DNS}), run_main({**stack_config, **DNS, "internal": False}))
     # The new NLB has a new DNS name and ARN: the alias follows it, the listeners are new.
-    assert result.changed(RECORD, "pe-lb-pool") == {"aliases"}
+    assert result.changed(RECORD, "pe-lb-puppet-pool.example.com") == {"aliases"}
     assert result.names("replace", LISTENER) == {"pe-lb-8140", "pe-lb-8142"}
     # What only depends on it (the rules naming its security group, the pool's commands) is the same.
     assert result.op(INGRESS, "pe-lb-from-nlb-8140") == "same"
-    assert result.names("replace", INSTANCE) == set()
 
 
 # ---- each engine rule on a graph of its own

@@ -187,7 +187,7 @@ def test_tags_reach_every_taggable_resource() -> None:
         ({"health_check_unhealthy_threshold": 1}, "health_check_unhealthy_threshold=1 must be 2..10"),
         ({"health_check_healthy_threshold": 11}, "health_check_healthy_threshold=11 must be 2..10"),
         ({"pcp_health_check_path": "broker"}, "pcp_health_check_path='broker' must be an absolute URL path"),
-        ({"pool_dns_name": "pool.example.com"}, "pool_dns_name and hosted_zone_id go together"),
+        ({"hosted_zone_id": "Z0123456789ABC"}, "hosted_zone_id needs pool_dns_name: the record's name"),
     ],
 )
 def test_component_refuses_bad_arguments_before_declaring_anything(

@@ -1,5 +1,6 @@
 """The whole program (__main__.py) under mocks, with a stack config like Pulumi.dev.yaml."""
 
+import itertools
 import shlex
 from typing import Any
 
@@ -93,28 +94,49 @@ def test_outputs(graph: Graph) -> None:
     )
 
 
-def test_pool_dns_name_is_the_address_and_instances_need_not_wait_for_the_nlb(
+def test_pool_dns_name_is_the_address_every_name_is_in_the_certificates_and_the_record_waits(
     stack_config: dict[str, Any],
 ) -> None:
     graph = run_main(
-        {**stack_config, "poolDnsName": "puppet-pool.example.com", "hostedZoneId": "Z0123456789ABC"}
+        {
+            **stack_config,
+            "poolDnsName": "puppet-pool.example.com",
+            "hostedZoneId": "Z0123456789ABC",
+            "additionalPoolDnsNames": ["next-pool.example.com"],
+        }
     )
     assert graph.outputs["poolAddress"] == "puppet-pool.example.com"
     assert "puppet-pool.example.com:8140/packages" in graph.outputs["agentInstallCommand"]
-    record = graph.one("aws:route53/record:Record")
-    assert record.inputs["aliases"][0]["name"] == graph.outputs["loadBalancerDnsName"]
-    nlb = graph.one(LOAD_BALANCER)
+    nlb_dns = graph.outputs["loadBalancerDnsName"]
+    records = {record.inputs["name"]: record for record in graph.of_type("aws:route53/record:Record")}
+    assert sorted(records) == ["next-pool.example.com", "puppet-pool.example.com"]
+    names = ",".join(sorted(["puppet-pool.example.com", "next-pool.example.com", nlb_dns]))
     for instance in graph.of_type(INSTANCE):
-        assert "PE_POOL_ADDRESS=puppet-pool.example.com" in instance.inputs["userData"]
-        assert nlb.urn not in instance.dependencies
-    assert graph.depends_on(pe_repo(graph), record)
-    assert shlex.split(pe_repo(graph).inputs["create"].split("; ")[1])[5] == "puppet-pool.example.com"
+        assert f"PE_POOL_NAMES={names}" in instance.inputs["userData"]
+    gate = graph.one("command:local:Command")
+    for record in records.values():
+        assert record.inputs["aliases"][0]["name"] == nlb_dns
+        assert record.parent == graph.one("pe-lb:index:PoolDnsNames").urn
+        # The names move to an NLB only once the pool behind it serves (an NLB rebuild).
+        assert graph.depends_on(record, gate)
+        for attachment in graph.of_type(ATTACHMENT):
+            assert graph.depends_on(record, attachment)
+        assert graph.depends_on(pe_repo(graph), record)
+    # The record pe-lb 0.5 made inside PuppetLoadBalancer is taken over, never remade.
+    assert records["puppet-pool.example.com"].aliases == [
+        "urn:pulumi:test::pe-lb::pe-lb:index:PuppetLoadBalancer$aws:route53/record:Record::pe-lb-pool"
+    ]
+    assert records["next-pool.example.com"].aliases == []
+    join_arguments = shlex.split(graph.one(COMMAND, "pe-lb-0-join").inputs["create"].split("; ")[1])
+    flags = itertools.pairwise(join_arguments)
+    assert [value for flag, value in flags if flag == "--pool-address"] == names.split(",")
 
 
 def test_without_pool_dns_name_certificates_name_the_nlb(graph: Graph) -> None:
     nlb_dns = graph.outputs["loadBalancerDnsName"]
     for instance in graph.of_type(INSTANCE):
-        assert f"PE_POOL_ADDRESS={nlb_dns}" in instance.inputs["userData"]
+        assert f"PE_POOL_NAMES={nlb_dns}\n" in instance.inputs["userData"]
+    assert graph.of_type("aws:route53/record:Record") == []
 
 
 def test_component_types_and_parents(graph: Graph) -> None:

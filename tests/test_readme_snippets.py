@@ -21,7 +21,10 @@ from tests.harness import PROJECT_DIR
 from tests.packaging import COMPONENTS, component_schema, install_a_copy
 
 README = PROJECT_DIR / "README.md"
-COMPONENT_TYPES = {f"pe-lb:index:{c.__name__}" for c in COMPONENTS} - {"pe-lb:index:PoolHealthGate"}
+COMPONENT_TYPES = {f"pe-lb:index:{c.__name__}" for c in COMPONENTS} - {
+    "pe-lb:index:PoolHealthGate",
+    "pe-lb:index:PoolDnsNames",
+}
 
 
 def blocks(language: str) -> list[str]:

@@ -9,7 +9,6 @@ test fails: turn it into a ``..._serves_agents_throughout`` test.
 
 import functools
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,13 +146,17 @@ def old_nlb_emptied(up: Up) -> bool:
     return is_step(step, "delete-replaced", ATTACHMENT) and emptied
 
 
-def test_swapping_an_nlb_subnet_strands_agents_today(tmp_path: Path, config: dict[str, Any]) -> None:
+def test_swapping_an_nlb_subnet_without_pool_dns_name_would_strand_agents_so_the_preview_refuses_it(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """The replay of the change itself strands agents still on the old NLB's name: so the stack
+    config refuses it at preview (tests/test_stack_config.py, an NLB rebuild without poolDnsName)."""
     with pool(tmp_path, config) as world:
         up = change(world, {**config, "subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0ccccccccccccccc3"]})
         assert old_nlb_emptied(up), up.report()
 
 
-def test_an_nlb_rebuild_without_pool_dns_name_strands_agents_today(
+def test_an_nlb_rebuild_without_pool_dns_name_would_strand_agents_so_the_preview_refuses_it(
     tmp_path: Path, config: dict[str, Any]
 ) -> None:
     """The pool's address is the NLB's name: agents that have not run since PE Agent got the new
@@ -167,36 +170,81 @@ def test_an_nlb_rebuild_without_pool_dns_name_strands_agents_today(
         }
 
 
-def test_an_nlb_rebuild_with_pool_dns_name_strands_agents_today(
+def test_giving_the_pool_a_name_then_rebuilding_the_nlb_serves_agents_throughout(
     tmp_path: Path, config: dict[str, Any]
 ) -> None:
-    """The alias moves to the new NLB as soon as it exists (it waits for nothing else), long before
-    any compile master is registered in its new target groups."""
+    """The way the preview points to: a poolDnsName first (the NLB's own name stays in every
+    certificate), then the rebuild, whose alias moves only after the gate."""
+    with pool(tmp_path, config) as world:
+        zone, name = {"hostedZoneId": DNS["hostedZoneId"]}, DNS["poolDnsName"]
+        for step in ({**zone, "additionalPoolDnsNames": [name]}, {**zone, "poolDnsName": name}):
+            named = change(world, {**config, **step})
+            assert named.served_throughout, named.report()
+        rebuilt = change(world, {**config, **DNS, "internal": False})
+        assert rebuilt.served_throughout, rebuilt.report()
+
+
+def test_an_nlb_rebuild_with_pool_dns_name_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """The alias moves to the new NLB only after the gate: once its new compile masters serve."""
     with pool(tmp_path, {**config, **DNS}) as world:
         up = change(world, {**config, **DNS, "internal": False})
-        step = stranded_at(up)
-        assert is_step(step, "update", RECORD, "pe-lb-pool"), up.report()
-        # The listeners may come just before it or just after (both wait only for the NLB).
-        assert re.search("has no listener on|no healthy compile master", problem_at(up, step))
+        assert up.served_throughout, up.report()
+        moved = next(
+            step for step in up.ran if is_step(step, "update", RECORD, "pe-lb-puppet-pool.example.com")
+        )
+        gate = next(step for step in up.ran if "command:local:Command" in step.urn)
+        assert up.ran.index(gate) < up.ran.index(moved)
 
 
-def test_a_new_pool_dns_name_strands_agents_today(tmp_path: Path, config: dict[str, Any]) -> None:
-    """The new compile masters' certificates name only the new name, and they join the same target
-    groups: agents on the old name meet them while PE Agent still names it."""
+def test_a_new_pool_dns_name_in_one_step_would_strand_agents_so_the_preview_refuses_it(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """Agents on the old name meet new compile masters without it and lose its record at the end;
+    the stack config refuses this at preview (tests/test_stack_config.py) and names the steps below."""
     with pool(tmp_path, {**config, **DNS}) as world:
         up = change(world, {**config, **DNS, "poolDnsName": "pool2.example.com"})
-        step = stranded_at(up)
-        assert is_step(step, "create-replacement", ATTACHMENT), up.report()
-        assert "has a certificate without puppet-pool.example.com" in problem_at(up, step)
+        assert stranded_at(up) is not None, up.report()
 
 
-def test_a_first_pool_dns_name_strands_agents_today(tmp_path: Path, config: dict[str, Any]) -> None:
+def test_moving_to_a_new_pool_dns_name_in_three_steps_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    old, new = DNS["poolDnsName"], "pool2.example.com"
+    with pool(tmp_path, {**config, **DNS}) as world:
+        steps: list[dict[str, Any]] = [
+            {"poolDnsName": old, "additionalPoolDnsNames": [new]},
+            {"poolDnsName": new, "additionalPoolDnsNames": [old]},
+            {"poolDnsName": new},
+        ]
+        for number, step in enumerate(steps, 1):
+            up = change(world, {**config, **DNS, **step})
+            assert up.served_throughout, f"step {number}: {up.report()}"
+        assert world.address == new
+
+
+def test_a_first_pool_dns_name_in_one_step_would_strand_agents_so_the_preview_refuses_it(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """Agents told the new name at once meet the old compile masters, whose certificates lack it."""
     with pool(tmp_path, config) as world:
-        old_address = world.address
         up = change(world, {**config, **DNS})
-        step = stranded_at(up)
-        assert is_step(step, "create-replacement", ATTACHMENT), up.report()
-        assert f"has a certificate without {old_address}" in problem_at(up, step)
+        assert stranded_at(up) is not None, up.report()
+
+
+def test_a_first_pool_dns_name_in_two_steps_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """The name is added first (records, certificates), then given to agents; the NLB's own name
+    stays in every certificate for agents that still hold it."""
+    name = DNS["poolDnsName"]
+    with pool(tmp_path, config) as world:
+        steps: list[dict[str, Any]] = [{"additionalPoolDnsNames": [name]}, {"poolDnsName": name}]
+        for number, step in enumerate(steps, 1):
+            up = change(world, {**config, "hostedZoneId": DNS["hostedZoneId"], **step})
+            assert up.served_throughout, f"step {number}: {up.report()}"
+        assert world.address == name
 
 
 def test_removing_an_agent_cidr_serves_agents_in_the_others(tmp_path: Path, config: dict[str, Any]) -> None:

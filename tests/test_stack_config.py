@@ -44,7 +44,7 @@ BAD_INPUTS = [
         "healthCheckPath='status/v1/simple' must be an absolute URL path",
     ),
     ({"healthCheckProtocol": "HTTP"}, "healthCheckProtocol='HTTP' must be one of: HTTPS, TCP"),
-    ({"poolDnsName": "pool.example.com"}, "poolDnsName and hostedZoneId go together"),
+    ({"poolDnsName": "pool.example.com"}, "poolDnsName needs hostedZoneId: the Route53 zone of its alias"),
     (
         {"poolDnsName": "pool.example.com", "hostedZoneId": "zone-1"},
         "hostedZoneId='zone-1' must be a Route53 hosted zone id",
@@ -495,19 +495,19 @@ def primary_files(hiera_yaml: str) -> str:
 
 def test_user_data_up_to_16_kb_renders() -> None:
     """EC2 counts user data raw, before base64: up to 16384 bytes pass."""
-    base = len(render_bootstrap("puppet.example.com", "pool.example.com", primary_files("x")).encode())
+    base = len(render_bootstrap("puppet.example.com", ["pool.example.com"], primary_files("x")).encode())
     hiera = "x" * (16384 - base + 1)
     assert (
-        len(render_bootstrap("puppet.example.com", "pool.example.com", primary_files(hiera)).encode())
+        len(render_bootstrap("puppet.example.com", ["pool.example.com"], primary_files(hiera)).encode())
         == 16384
     )
 
 
 def test_user_data_over_16_kb_names_its_size_and_hiera_yaml() -> None:
-    base = len(render_bootstrap("puppet.example.com", "pool.example.com", primary_files("x")).encode())
+    base = len(render_bootstrap("puppet.example.com", ["pool.example.com"], primary_files("x")).encode())
     hiera = "x" * (16384 - base + 2)
     with pytest.raises(ValueError) as raised:
-        render_bootstrap("puppet.example.com", "pool.example.com", primary_files(hiera))
+        render_bootstrap("puppet.example.com", ["pool.example.com"], primary_files(hiera))
     message = str(raised.value)
     assert (
         "the compile masters' user data would be 16385 bytes, over EC2's limit of 16384 "
@@ -515,3 +515,148 @@ def test_user_data_over_16_kb_names_its_size_and_hiera_yaml() -> None:
     )
     assert f"its global hiera.yaml {len(hiera)}" in message
     assert "Shrink hiera.yaml on puppet.example.com by 1 bytes or more" in message
+
+
+# ---- names agents hold: refused at preview when a change would strand them
+
+OUR_NLB = "internal-pe-lb-nlb-abc1234-0123456789.eu-west-1.elb.amazonaws.com"
+
+
+def earlier_up(
+    monkeypatch: pytest.MonkeyPatch,
+    names: list[str],
+    *,
+    internal: bool = True,
+    subnets: list[str] | None = None,
+) -> None:
+    """What an earlier `pulumi up` of this stack left in AWS: its NLB (pool tag) and alias records to it."""
+    monkeypatch.setattr(
+        harness,
+        "EXISTING_LOAD_BALANCER",
+        {
+            "arn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/pe-lb-nlb-abc1234/1",
+            "dnsName": OUR_NLB,
+            "internal": internal,
+            "subnets": subnets or ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
+            "tags": {"pe-lb:pool": "pe-lb/test/pe-lb"},
+        },
+    )
+    records = [
+        {"name": f"{name}.", "type": "A", "aliasTarget": {"dnsName": f"dualstack.{OUR_NLB}."}}
+        for name in names
+    ]
+    monkeypatch.setattr(harness, "EXISTING_RECORDS", records)
+
+
+DNS = {"hostedZoneId": "Z0123456789ABC"}
+
+
+def test_a_new_pool_dns_name_in_one_step_is_refused_with_the_steps(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier_up(monkeypatch, ["old-pool.example.com"])
+    graph = run_main({**stack_config, **DNS, "poolDnsName": "pool.example.com"}, expect_error=True)
+    message = str(graph.error)
+    assert (
+        "poolDnsName='pool.example.com' is not yet a name of this pool (today: old-pool.example.com, "
+        in message
+    )
+    assert "1) add pool.example.com to additionalPoolDnsNames, keeping poolDnsName" in message
+    assert "3) once every agent has run Puppet" in message
+    assert graph.resources == []
+
+
+@pytest.mark.parametrize(
+    ("served", "config"),
+    [
+        (
+            ["old-pool.example.com"],
+            {"poolDnsName": "old-pool.example.com", "additionalPoolDnsNames": ["pool.example.com"]},
+        ),
+        (
+            ["old-pool.example.com", "pool.example.com"],
+            {"poolDnsName": "pool.example.com", "additionalPoolDnsNames": ["old-pool.example.com"]},
+        ),
+        (["old-pool.example.com", "pool.example.com"], {"poolDnsName": "pool.example.com"}),
+        ([], {"additionalPoolDnsNames": ["pool.example.com"]}),
+        (["pool.example.com"], {"poolDnsName": "pool.example.com"}),
+    ],
+    ids=["1-add-the-new-name", "2-swap", "3-drop-the-old-name", "first-name-1-add", "first-name-2-give"],
+)
+def test_each_step_of_the_safe_move_is_accepted(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, served: list[str], config: dict[str, Any]
+) -> None:
+    earlier_up(monkeypatch, served)
+    graph = run_main({**stack_config, **DNS, **config})
+    assert graph.error is None
+    assert sorted(r.inputs["name"] for r in graph.of_type("aws:route53/record:Record")) == sorted(
+        [*filter(None, [config.get("poolDnsName")]), *config.get("additionalPoolDnsNames", [])]
+    )
+
+
+def test_a_first_pool_dns_name_in_one_step_is_refused_with_the_steps(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier_up(monkeypatch, [])
+    graph = run_main({**stack_config, **DNS, "poolDnsName": "pool.example.com"}, expect_error=True)
+    assert f"is not yet a name of this pool (today: {OUR_NLB} (the NLB's own))" in str(graph.error)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"internal": False}, {"subnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0ccccccccccccccc3"]}],
+    ids=["scheme-flipped", "subnet-swapped"],
+)
+def test_an_nlb_rebuild_without_a_pool_dns_name_is_refused_with_the_steps(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, change: dict[str, Any]
+) -> None:
+    earlier_up(monkeypatch, [])
+    graph = run_main({**stack_config, **change}, expect_error=True)
+    message = str(graph.error)
+    assert "this change rebuilds the NLB (" in message
+    assert f"agents know the pool only by the NLB's own DNS name ({OUR_NLB})" in message
+    assert "First give the pool a name: set poolDnsName and hostedZoneId" in message
+    assert graph.resources == []
+
+
+def test_an_nlb_rebuild_with_a_pool_dns_name_is_accepted(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier_up(monkeypatch, ["pool.example.com"])
+    graph = run_main({**stack_config, **DNS, "poolDnsName": "pool.example.com", "internal": False})
+    assert graph.error is None
+
+
+def test_another_stacks_nlb_is_not_this_one(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier_up(monkeypatch, ["old-pool.example.com"])
+    assert harness.EXISTING_LOAD_BALANCER is not None
+    monkeypatch.setitem(harness.EXISTING_LOAD_BALANCER, "tags", {"pe-lb:pool": "pe-lb/other-stack/pe-lb"})
+    graph = run_main({**stack_config, **DNS, "poolDnsName": "pool.example.com", "internal": False})
+    assert graph.error is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"additionalPoolDnsNames": ["pool.example.com"]}, "must list each name once, and not poolDnsName"),
+        ({"additionalPoolDnsNames": ["a.example.com", "a.example.com"]}, "must list each name once"),
+        (
+            {"additionalPoolDnsNames": "a.example.com"},
+            "additionalPoolDnsNames='a.example.com' must be a YAML/JSON list",
+        ),
+        ({"additionalPoolDnsNames": ["-x.example.com"]}, "additionalPoolDnsNames"),
+    ],
+)
+def test_additional_pool_dns_names_are_checked(
+    stack_config: dict[str, Any], extra: dict[str, Any], message: str
+) -> None:
+    graph = run_main({**stack_config, **DNS, "poolDnsName": "pool.example.com", **extra}, expect_error=True)
+    assert message in str(graph.error)
+    assert graph.resources == []
+
+
+def test_additional_pool_dns_names_need_a_hosted_zone(stack_config: dict[str, Any]) -> None:
+    graph = run_main({**stack_config, "additionalPoolDnsNames": ["a.example.com"]}, expect_error=True)
+    assert "additionalPoolDnsNames needs hostedZoneId" in str(graph.error)

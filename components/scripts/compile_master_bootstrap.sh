@@ -7,7 +7,8 @@
 #
 #   PE_PRIMARY_HOST     the primary's FQDN; install.bash is fetched from it on 8140
 #   PE_CA_CERTIFICATE   the PE CA bundle: every download from the primary is verified with it
-#   PE_POOL_ADDRESS     the pool's DNS name, an alt name of this node's certificate
+#   PE_POOL_NAMES       every name the pool answers to (comma-separated): alt names of this node's
+#                       certificate
 #   PE_AUTH_ROLE        pp_auth_role trusted fact that makes PE classify a compiler
 #   PE_PLATFORM_OID     private extension that tells the primary this node's platform
 #   PE_IDENTITY_OID     CSR attribute carrying this instance's AWS-signed identity document
@@ -67,7 +68,7 @@ instance_certname() {
 install_settings() {
   local certname=$1 platform=$2 identity=$3
   echo "main:certname=${certname}"
-  echo "main:dns_alt_names=puppet,${PE_POOL_ADDRESS}"
+  echo "main:dns_alt_names=puppet,${PE_POOL_NAMES}"
   echo "extension_requests:pp_auth_role=${PE_AUTH_ROLE}"
   echo "extension_requests:${PE_PLATFORM_OID}=${platform}"
   echo "custom_attributes:${PE_IDENTITY_OID}=${identity}"
@@ -108,7 +109,7 @@ submit_request() {
 main() {
   : "${PE_PRIMARY_HOST:?PE_PRIMARY_HOST is required}"
   : "${PE_CA_CERTIFICATE:?PE_CA_CERTIFICATE is required}"
-  : "${PE_POOL_ADDRESS:?PE_POOL_ADDRESS is required}"
+  : "${PE_POOL_NAMES:?PE_POOL_NAMES is required}"
   : "${PE_AUTH_ROLE:?PE_AUTH_ROLE is required}"
   : "${PE_PLATFORM_OID:?PE_PLATFORM_OID is required}"
   : "${PE_IDENTITY_OID:?PE_IDENTITY_OID is required}"

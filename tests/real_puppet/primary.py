@@ -855,7 +855,7 @@ def install_settings(instance: Instance, platform: str, identity: str) -> list[s
         platform,
         identity,
         env={
-            "PE_POOL_ADDRESS": POOL_ADDRESS,
+            "PE_POOL_NAMES": POOL_ADDRESS,
             "PE_AUTH_ROLE": COMPILER_AUTH_ROLE,
             "PE_PLATFORM_OID": PLATFORM_EXTENSION_OID,
             "PE_IDENTITY_OID": INSTANCE_IDENTITY_OID,

@@ -59,7 +59,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "name", nargs="?", default="", help="certname (join, leave) or pool address (pe-repo-*, agent-*)"
     )
-    parser.add_argument("--pool-address", default="", help="join: the pool's DNS name, in the certificate")
+    parser.add_argument(
+        "--pool-address",
+        action="append",
+        default=[],
+        help="join: a name of the pool, in the certificate (repeat for each name the pool answers to)",
+    )
     parser.add_argument(
         "--compile-masters",
         type=_checked(lambda value: [names.certname(name) for name in value.split(",") if name]),
@@ -133,7 +138,7 @@ def _usage_problem(args: argparse.Namespace) -> str:
         if not args.pool_address:
             return "join needs --pool-address"
         try:
-            names.dns_name("--pool-address", args.pool_address)
+            args.pool_address = [names.dns_name("--pool-address", name) for name in args.pool_address]
         except StepError as error:
             return str(error)
         if not args.instance_arn:

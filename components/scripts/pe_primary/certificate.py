@@ -163,8 +163,12 @@ class CertificateData:
 
     # ---- what may be signed
 
-    def problems(self, certname: str, pool_address: str, platform_tag: str) -> List[str]:
-        """Why this must not become a pe_compiler certificate for ``certname`` (empty: it may)."""
+    def problems(self, certname: str, pool_names: List[str], platform_tag: str) -> List[str]:
+        """Why this must not become a pe_compiler certificate for ``certname`` (empty: it may).
+
+        ``pool_names``: every name the pool answers to (agents' address, names agents move to
+        or off, the NLB's own name), each an alt name of every compile master.
+        """
         found = []
         if self.subject != [(OID_COMMON_NAME, self.common_name)] or self.common_name.lower() != certname:
             found.append(
@@ -179,7 +183,7 @@ class CertificateData:
         if others:
             found.append("it asks for alt names that are not DNS names: " + ", ".join(others))
         names = [name.lower() for name in self.dns_names]
-        expected = {certname, "puppet", pool_address}
+        expected = {certname, "puppet", *pool_names}
         if self.is_request:
             wanted = sorted(expected)
             if sorted(names) != wanted:

@@ -189,12 +189,12 @@ def _withdraw(primary: Primary, certname: str) -> None:
 
 
 def _sign(primary: Primary, certname: str, request: CertificateData, platform: str) -> None:
-    pool_address = primary.args.pool_address
+    pool_names = primary.args.pool_address
     try:
         _admit(primary, certname)
         primary.ca.set_state(certname, "signed")
         signed = primary.ca.certificate(certname)
-        if signed.public_key != request.public_key or signed.problems(certname, pool_address, platform):
+        if signed.public_key != request.public_key or signed.problems(certname, pool_names, platform):
             # The request changed between the check and the signing: take the certificate back.
             primary.ca.set_state(certname, "revoked")
             raise StepError(f"the certificate signed for {certname} is not the request verified; revoked it")
