@@ -336,3 +336,26 @@ def test_the_next_update_diffs_against_the_stack_values(tmp_path: Path, config: 
         again = change(world, {**config, "amiId": NEW_IMAGE})
         assert {s.op for s in again.ran} == {"same"}
         assert first_ids.isdisjoint(r.outputs["id"] for r in world.state.resources if r.type == INSTANCE)
+
+
+def test_a_later_pe_lb_upgrade_runs_only_the_install_commands(
+    tmp_path: Path, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the script is installed by version, a new version changes the install commands alone:
+    no join, read, pe_repo or PE Agent command runs again, no compile master is touched."""
+    from components import primary, scripts
+
+    with pool(tmp_path, config) as world:
+        newer = scripts.primary_script() + "# pe-lb, a later version\n"
+        monkeypatch.setattr(scripts, "primary_script", lambda: newer)
+        monkeypatch.setattr(primary, "primary_script", scripts.primary_script)
+        up = world.up(run_main(config))
+        assert up.failed is None, up.error
+        assert up.served_throughout, up.report()
+        changed = {(s.op, s.name) for s in up.ran if s.op != "same"}
+        assert {name for _, name in changed} == {
+            "pe-lb-primary-script",
+            "pe-lb-pe-repo-script",
+            "pe-lb-pe-agent-script",
+        }
+        assert {op for op, _ in changed} <= {"create-replacement", "replace", "delete-replaced"}
