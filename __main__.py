@@ -145,6 +145,8 @@ pulumi.export("targetGroupArns", load_balancer.target_group_arns)
 pulumi.export("compileMasterIds", compile_masters.instance_ids)
 pulumi.export("compileMasterPrivateIps", compile_masters.private_ips)
 pulumi.export("compileMasterCertnames", compile_masters.certnames)
+# poolctl tells this pool's compile masters from another stack's in the same target groups or VPC.
+pulumi.export("compileMasterPoolTag", pe.pool_identity(pulumi.get_project(), pulumi.get_stack(), "pe-lb"))
 # poolctl status tells compile masters drained on purpose from ones out of rotation by surprise.
 pulumi.export(
     "drainedCompileMasterIds",

@@ -113,8 +113,8 @@ def check_inbound_rule_quota(
         )
 
 
-RESERVED_TAGS = 2
-"""Tags pe-lb adds to the user's: Name, and pe-lb:role on compile masters."""
+RESERVED_TAGS = 3
+"""Tags pe-lb adds to the user's: Name, and pe-lb:role and pe-lb:pool on compile masters."""
 
 
 def user_tags(key: str, tags: Any) -> "Mapping[str, str] | pulumi.Output[dict[str, str]]":

@@ -62,9 +62,10 @@ COMPILE_MASTER_ROLE = "compile-master"
 """Tag on compile master instances, so tools and policies can tell them from other instances."""
 
 POOL_TAG = "pe-lb:pool"
-"""Tag on compile master instances naming the pool they belong to (pool_identity): the role tag
-and the VPC cannot tell one pe-lb stack's compile masters from another's in the same VPC, so
-poolctl lists, and registers, only instances carrying its own pool's value."""
+"""Tag naming the pool a compile master (or the NLB) belongs to (pool_identity): the role tag and
+the VPC cannot tell one pe-lb stack's compile masters from another's in the same VPC, so poolctl
+lists, and registers, only instances carrying its own pool's value; a preview finds the stack's
+own NLB by it."""
 
 
 def pool_identity(project: str, stack: str, component: str) -> str:

@@ -12,6 +12,8 @@ from components import pe
 from components.poolctl.pool import Pool
 
 REGION = "eu-west-1"
+POOL = pe.pool_identity("pe-lb", "dev", "pe-lb")
+"""The pool the emulated compile masters belong to, as CompileMasterPool tags them in stack dev."""
 
 
 def free_port() -> int:
@@ -33,9 +35,27 @@ class EmulatedPool:
     listener_arns: dict[int, str]
     instance_ids: list[str]
     vpc_id: str
+    subnet_ids: list[str]
+    image_id: str
 
     def cli_args(self) -> list[str]:
-        return ["--load-balancer", self.load_balancer_name, "--endpoint-url", self.endpoint]
+        return ["--load-balancer", self.load_balancer_name, "--pool", POOL, "--endpoint-url", self.endpoint]
+
+    def compile_master(self, name: str, pool: str | None, subnet_id: str | None = None) -> str:
+        """A compile master as CompileMasterPool makes one, of ``pool`` (None: made before the pool tag)."""
+        tags = [{"Key": "Name", "Value": name}, {"Key": pe.ROLE_TAG, "Value": pe.COMPILE_MASTER_ROLE}]
+        if pool is not None:
+            tags.append({"Key": pe.POOL_TAG, "Value": pool})
+        instance = self.ec2.run_instances(
+            ImageId=self.image_id,
+            InstanceType="m6i.xlarge",
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=subnet_id or self.subnet_ids[0],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )["Instances"][0]
+        instance_id: str = instance["InstanceId"]
+        return instance_id
 
     def poolctl_pool(self) -> Pool:
         """poolctl's own view of this pool, with its listeners and target groups already read."""
@@ -55,26 +75,6 @@ def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:
         ]["SubnetId"]
         for i, zone in enumerate("ab")
     ]
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance_ids = []
-    for index in range(compile_masters):
-        instance = ec2.run_instances(
-            ImageId=image,
-            InstanceType="m6i.xlarge",
-            MinCount=1,
-            MaxCount=1,
-            SubnetId=subnets[index % len(subnets)],
-            TagSpecifications=[
-                {
-                    "ResourceType": "instance",
-                    "Tags": [
-                        {"Key": "Name", "Value": f"pe-lb-{index}"},
-                        {"Key": pe.ROLE_TAG, "Value": pe.COMPILE_MASTER_ROLE},
-                    ],
-                }
-            ],
-        )["Instances"][0]
-        instance_ids.append(instance["InstanceId"])
     balancer = elb.create_load_balancer(
         Name="pe-lb-nlb-0a1b2c3", Subnets=subnets, Type="network", Scheme="internal"
     )["LoadBalancers"][0]
@@ -112,10 +112,7 @@ def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:
             ListenerArn=listener["ListenerArn"],
             Attributes=[{"Key": "tcp.idle_timeout.seconds", "Value": str(idle[port])}],
         )
-        elb.register_targets(
-            TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": i, "Port": port} for i in instance_ids]
-        )
-    return EmulatedPool(
+    emulated = EmulatedPool(
         endpoint=endpoint,
         elb=elb,
         ec2=ec2,
@@ -124,6 +121,18 @@ def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:
         dns_name=balancer["DNSName"],
         target_group_arns=target_groups,
         listener_arns=listeners,
-        instance_ids=instance_ids,
+        instance_ids=[],
         vpc_id=vpc_id,
+        subnet_ids=subnets,
+        # moto lists thousands of images: read once.
+        image_id=ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"],
     )
+    emulated.instance_ids = [
+        emulated.compile_master(f"pe-lb-{index}", POOL, subnets[index % len(subnets)])
+        for index in range(compile_masters)
+    ]
+    for port, arn in target_groups.items():
+        elb.register_targets(
+            TargetGroupArn=arn, Targets=[{"Id": i, "Port": port} for i in emulated.instance_ids]
+        )
+    return emulated

@@ -23,17 +23,19 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 import pytest
 import requests
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
+from components import pe
 from components.pool_health_gate import wait_healthy_command
 from components.poolctl import cli
 from components.poolctl.pool import HEALTHY, PoolError, TargetHealth
-from tests.aws_emulator import REGION, EmulatedPool, build_pool, free_port
+from tests.aws_emulator import POOL, REGION, EmulatedPool, build_pool, free_port
 from tests.harness import PROJECT_DIR
 
 
@@ -74,11 +76,25 @@ def registered(pool: EmulatedPool, port: int) -> set[str]:
     return {d["Target"]["Id"] for d in health["TargetHealthDescriptions"]}
 
 
+def take_out(pool: EmulatedPool, instance_id: str) -> None:
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": instance_id, "Port": port}])
+
+
 def one_line_error(run: Run, text: str) -> None:
     assert run.code == 2
     assert text in run.err
     assert "Traceback" not in run.err
     assert len(run.err.strip().splitlines()) == 1
+
+
+def ends_in_error(run: Run, text: str, code: int = 2) -> str:
+    """After progress lines, one line of error: returns it."""
+    assert run.code == code, run.err
+    assert "Traceback" not in run.err
+    last = run.err.strip().splitlines()[-1]
+    assert last.startswith("poolctl: ") and text in last
+    return last
 
 
 # --- status ------------------------------------------------------------------------------------
@@ -333,18 +349,19 @@ def test_stack_without_pulumi_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     one_line_error(run, "--stack needs the Pulumi CLI")
 
 
-def test_usage_error_exits_2() -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["drain"])
-    assert exit_info.value.code == 2
+def test_usage_error_exits_2_on_one_line() -> None:
+    run = poolctl("drain")
+    one_line_error(run, "poolctl drain: the following arguments are required: INSTANCE_ID")
 
 
 class Throttler(http.server.BaseHTTPRequestHandler):
-    """An AWS endpoint that throttles the first ``throttle`` requests, then forwards to moto."""
+    """An AWS endpoint that throttles the first ``throttle`` requests, refuses the actions in
+    ``refuse`` once they have been let through that many times, and forwards the rest to moto."""
 
     throttle = 0
     seen = 0
     upstream = ""
+    refuse: ClassVar[dict[str, int]] = {}
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -353,13 +370,18 @@ class Throttler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         cls = type(self)
         cls.seen += 1
-        if cls.seen <= cls.throttle:
+        action = parse_qs(body.decode()).get("Action", [""])[0]
+        refused = action in cls.refuse and cls.refuse[action] <= 0
+        if action in cls.refuse:
+            cls.refuse[action] -= 1
+        if cls.seen <= cls.throttle or refused:
+            code, message = ("AccessDenied", "not allowed") if refused else ("Throttling", "Rate exceeded")
             payload = (
                 b'<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"><Error>'
-                b"<Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
-                b"<RequestId>1</RequestId></ErrorResponse>"
+                b"<Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error>"
+                b"<RequestId>1</RequestId></ErrorResponse>" % (code.encode(), message.encode())
             )
-            self.send_response(400)
+            self.send_response(403 if refused else 400)
         else:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
             answer = requests.post(cls.upstream + self.path, data=body, headers=headers, timeout=10)
@@ -373,7 +395,7 @@ class Throttler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def throttler(pool: EmulatedPool) -> Iterator[tuple[str, type[Throttler]]]:
-    handler = type("T", (Throttler,), {"throttle": 0, "seen": 0, "upstream": pool.endpoint})
+    handler = type("T", (Throttler,), {"throttle": 0, "seen": 0, "upstream": pool.endpoint, "refuse": {}})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -436,13 +458,10 @@ def test_the_pulumi_health_gate_command_runs_poolctl(
 def test_undrain_refuses_an_instance_from_another_vpc(pool: EmulatedPool) -> None:
     other_vpc = pool.ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
     subnet = pool.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.99.0.0/24")["Subnet"]["SubnetId"]
-    image = pool.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    stranger = pool.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
-    run = poolctl("undrain", stranger["InstanceId"], *pool.cli_args())
-    one_line_error(
-        run, f"{stranger['InstanceId']} is in {other_vpc}, not in the load balancer's {pool.vpc_id}"
-    )
-    assert stranger["InstanceId"] not in registered(pool, 8140)
+    stranger = pool.compile_master("pe-lb-7", POOL, subnet)
+    run = poolctl("undrain", stranger, *pool.cli_args())
+    one_line_error(run, f"{stranger} is in {other_vpc}, not in the load balancer's {pool.vpc_id}")
+    assert stranger not in registered(pool, 8140)
 
 
 def test_undrain_refuses_a_stopped_instance(pool: EmulatedPool) -> None:
@@ -457,21 +476,36 @@ def test_undrain_refuses_a_stopped_instance(pool: EmulatedPool) -> None:
 # --- drained on purpose, and out of rotation by surprise ---------------------------------------
 
 
-STUB_PULUMI = """#!/bin/bash
-# Stub Pulumi CLI: records each call; stack outputs and drainedCompileMasters from files.
-echo "pulumi $*" >> "$STUB_DIR/pulumi.calls"
-case "$1 $2" in
-  "stack output") cat "$STUB_DIR/outputs.json" ;;
-  "config get")
-    if [[ -s $STUB_DIR/drained.json ]]; then
-      list=$(cat "$STUB_DIR/drained.json")
-      echo "{\\"value\\": \\"$list\\", \\"objectValue\\": $list}"
-    else
-      echo "error: configuration key 'drainedCompileMasters' not found for stack 'dev'" >&2; exit 255
-    fi ;;
-  "config rm") : > "$STUB_DIR/drained.json" ;;
-  "config set") ;;
-esac
+STUB_PULUMI = """
+# Stub Pulumi CLI: records each call; stack outputs from outputs.json, drainedCompileMasters kept in
+# drained.json as `pulumi config` keeps it; a call starting with a line of the file "fail" fails.
+import json, os, sys
+from pathlib import Path
+
+stub = Path(os.environ["STUB_DIR"])
+args = sys.argv[1:]
+call = " ".join(args)
+with open(stub / "pulumi.calls", "a") as calls:
+    calls.write(f"pulumi {call}\\n")
+fail = stub / "fail"
+if fail.exists() and any(line and call.startswith(line) for line in fail.read_text().splitlines()):
+    sys.exit("error: could not save the stack's configuration:\\n  Pulumi.dev.yaml: permission denied")
+saved = stub / "drained.json"
+drained = json.loads(saved.read_text()) if saved.exists() else None
+if args[:2] == ["stack", "output"]:
+    print((stub / "outputs.json").read_text())
+elif args[:2] == ["config", "get"]:
+    if drained is None:
+        sys.exit("error: configuration key 'drainedCompileMasters' not found for stack 'dev'")
+    print(json.dumps({"value": json.dumps(drained), "objectValue": drained}))
+elif args[:2] == ["config", "rm"]:
+    saved.unlink(missing_ok=True)
+elif args[:3] == ["config", "set", "--path"]:
+    position, values = int(args[3].split("[")[1].rstrip("]")), drained or []
+    if position > len(values):
+        sys.exit("error: index out of range")
+    values[position : position + 1] = [int(args[4])]
+    saved.write_text(json.dumps(values))
 """
 
 
@@ -479,12 +513,20 @@ esac
 def stub_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool: EmulatedPool) -> Path:
     binary = tmp_path / "bin" / "pulumi"
     binary.parent.mkdir()
-    binary.write_text(STUB_PULUMI)
+    binary.write_text(f"#!{sys.executable}" + STUB_PULUMI)
     binary.chmod(0o755)
-    (tmp_path / "outputs.json").write_text(json.dumps({"loadBalancerArn": pool.load_balancer_arn}))
+    (tmp_path / "outputs.json").write_text(
+        json.dumps({"loadBalancerArn": pool.load_balancer_arn, "compileMasterPoolTag": POOL})
+    )
     monkeypatch.setenv("PATH", f"{binary.parent}:{os.environ['PATH']}")
     monkeypatch.setenv("STUB_DIR", str(tmp_path))
     return tmp_path
+
+
+def config(stub: Path) -> list[int] | None:
+    """drainedCompileMasters as the stub's stack config holds it (None: unset)."""
+    saved = stub / "drained.json"
+    return json.loads(saved.read_text()) if saved.exists() else None
 
 
 def test_status_shows_compile_masters_out_of_rotation_instead_of_hiding_them(pool: EmulatedPool) -> None:
@@ -506,7 +548,13 @@ def test_a_compile_master_the_stack_drains_is_shown_as_drained(pool: EmulatedPoo
         pool.elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": drained, "Port": port}])
     outputs = tmp_path / "outputs.json"
     outputs.write_text(
-        json.dumps({"loadBalancerArn": pool.load_balancer_arn, "drainedCompileMasterIds": [drained]})
+        json.dumps(
+            {
+                "loadBalancerArn": pool.load_balancer_arn,
+                "drainedCompileMasterIds": [drained],
+                "compileMasterPoolTag": POOL,
+            }
+        )
     )
     run = poolctl("status", "--outputs", str(outputs), "--endpoint-url", pool.endpoint)
     assert run.code == 0, run.out
@@ -531,12 +579,13 @@ def test_drain_with_a_stack_makes_it_the_stacks_desired_state(pool: EmulatedPool
     )
     assert run.code == 0, run.err
     calls = (stub_pulumi / "pulumi.calls").read_text().splitlines()
-    assert calls[-3:] == [
-        "pulumi config rm drainedCompileMasters --stack dev",
-        "pulumi config set --path drainedCompileMasters[0] 0 --stack dev",
-        "pulumi config set --path drainedCompileMasters[1] 2 --stack dev",
-    ]
+    # Appended in one command: a failure cannot leave the list half-written.
+    assert calls[-1] == "pulumi config set --path drainedCompileMasters[1] 2 --stack dev"
+    assert config(stub_pulumi) == [0, 2]
     assert "stack dev: drainedCompileMasters = [0, 2]" in run.err
+    # The config is changed before the target groups are.
+    assert run.err.index("drainedCompileMasters = [0, 2]") < run.err.index("deregistering")
+    assert pool.instance_ids[2] not in registered(pool, 8140) | registered(pool, 8142)
 
 
 def test_undrain_with_a_stack_takes_it_out_of_the_drained_list(pool: EmulatedPool, stub_pulumi: Path) -> None:
@@ -548,7 +597,196 @@ def test_undrain_with_a_stack_takes_it_out_of_the_drained_list(pool: EmulatedPoo
     calls = (stub_pulumi / "pulumi.calls").read_text().splitlines()
     assert "pulumi config rm drainedCompileMasters --stack dev" in calls
     assert not any(call.startswith("pulumi config set") for call in calls)
+    assert config(stub_pulumi) is None
     assert "drainedCompileMasters = []" in run.err
+
+
+def test_drain_whose_config_change_fails_changes_nothing(pool: EmulatedPool, stub_pulumi: Path) -> None:
+    """Issue 13: the target used to be drained already when `pulumi config set` failed."""
+    (stub_pulumi / "fail").write_text("config set\n")
+    victim = pool.instance_ids[2]
+    run = poolctl("drain", victim, "--stack", "dev", "--interval", "0.05", "--endpoint-url", pool.endpoint)
+    one_line_error(
+        run, "`pulumi config set --path drainedCompileMasters[0] 2 --stack dev` failed: error: could"
+    )
+    assert run.err.rstrip().endswith("; nothing changed")
+    assert victim in registered(pool, 8140) & registered(pool, 8142)
+    assert config(stub_pulumi) is None
+
+
+def test_undrain_whose_config_change_fails_is_put_back_and_changes_nothing(
+    pool: EmulatedPool, stub_pulumi: Path
+) -> None:
+    victim = pool.instance_ids[1]
+    take_out(pool, victim)
+    (stub_pulumi / "drained.json").write_text("[1, 2]")
+    # Removing 1 rewrites the list: `config rm`, then the write of [2] fails; poolctl puts [1, 2] back.
+    (stub_pulumi / "fail").write_text("config set --path drainedCompileMasters[0] 2\n")
+    run = poolctl("undrain", victim, "--stack", "dev", "--interval", "0.05", "--endpoint-url", pool.endpoint)
+    one_line_error(run, "`pulumi config set --path drainedCompileMasters[0] 2 --stack dev` failed")
+    assert run.err.rstrip().endswith("; nothing changed")
+    assert config(stub_pulumi) == [1, 2]
+    assert victim not in registered(pool, 8140) | registered(pool, 8142)
+
+
+def test_undrain_whose_config_is_left_half_written_exits_3_and_says_what_it_holds(
+    pool: EmulatedPool, stub_pulumi: Path
+) -> None:
+    victim = pool.instance_ids[1]
+    take_out(pool, victim)
+    (stub_pulumi / "drained.json").write_text("[1, 2]")
+    (stub_pulumi / "fail").write_text("config set\n")  # putting [1, 2] back fails too
+    run = poolctl("undrain", victim, "--stack", "dev", "--interval", "0.05", "--endpoint-url", pool.endpoint)
+    assert run.code == 3, run.err
+    assert "Traceback" not in run.err and len(run.err.strip().splitlines()) == 1
+    assert run.err.strip().endswith(
+        "stopped part-way, changed: stack dev: drainedCompileMasters = [] (was [1, 2])"
+    )
+    assert config(stub_pulumi) is None
+    assert victim not in registered(pool, 8140) | registered(pool, 8142), "never registered"
+
+
+def test_drain_whose_deregistration_fails_puts_the_config_back(
+    pool: EmulatedPool, stub_pulumi: Path, throttler: tuple[str, type[Throttler]]
+) -> None:
+    """AWS refuses the 8142 deregistration: the 8140 one and the config change are undone."""
+    endpoint, handler = throttler
+    handler.refuse = {"DeregisterTargets": 1}
+    victim = pool.instance_ids[2]
+    run = poolctl("drain", victim, "--stack", "dev", "--interval", "0.05", "--endpoint-url", endpoint)
+    last = ends_in_error(run, "AWS denied the request (AccessDenied)")
+    assert last.endswith(
+        "; nothing changed (stack dev: drainedCompileMasters = [2] (was []), "
+        f"deregistered {victim} from the 8140 target group: undone)"
+    )
+    assert victim in registered(pool, 8140) & registered(pool, 8142)
+    assert config(stub_pulumi) is None
+
+
+def test_drain_that_cannot_be_undone_exits_3_and_lists_what_changed(
+    pool: EmulatedPool, stub_pulumi: Path, throttler: tuple[str, type[Throttler]]
+) -> None:
+    endpoint, handler = throttler
+    handler.refuse = {"DeregisterTargets": 1, "RegisterTargets": 0}
+    victim = pool.instance_ids[2]
+    run = poolctl("drain", victim, "--stack", "dev", "--interval", "0.05", "--endpoint-url", endpoint)
+    last = ends_in_error(run, "AWS denied the request (AccessDenied)", code=3)
+    assert (
+        "; stopped part-way, changed: stack dev: drainedCompileMasters = [2] (was []); "
+        f"deregistered {victim} from the 8140 target group; undoing failed: AWS denied the request"
+    ) in last
+    assert victim not in registered(pool, 8140) and victim in registered(pool, 8142)
+    assert config(stub_pulumi) == [2]
+
+
+def test_interrupted_while_waiting_says_what_changed(
+    pool: EmulatedPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "wait_for_instance", interrupt)
+    victim = pool.instance_ids[0]
+    run = poolctl("drain", victim, *pool.cli_args())
+    assert run.code == 3
+    assert run.err.strip().splitlines()[-1] == (
+        f"poolctl: interrupted; stopped part-way, changed: deregistered {victim} from the 8140 target group; "
+        f"deregistered {victim} from the 8142 target group"
+    )
+
+
+# --- which compile masters are this pool's: its pe-lb:pool tag, never the VPC alone ---------------
+
+
+OTHER_POOL = pe.pool_identity("pe-lb", "staging", "pe-lb")
+
+
+def test_another_stacks_compile_master_in_the_vpc_is_not_this_pools(pool: EmulatedPool) -> None:
+    other = pool.compile_master("pe-lb-0", OTHER_POOL)
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 0, run.out
+    assert other not in run.out
+    undrain = poolctl("undrain", other, *pool.cli_args())
+    one_line_error(
+        undrain,
+        f"{other} is not a compile master of pool {POOL} (its {pe.POOL_TAG} tag is '{OTHER_POOL}'): "
+        "undrain registers only the pool's own compile masters",
+    )
+    assert other not in registered(pool, 8140) | registered(pool, 8142)
+
+
+def test_a_target_that_is_not_this_pools_is_shown_as_foreign(pool: EmulatedPool, stub_pulumi: Path) -> None:
+    other = pool.compile_master("pe-lb-1", OTHER_POOL)
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": other, "Port": port}])
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 1, "a target that is not the pool's own"
+    row = next(line for line in run.out.splitlines() if line.startswith(other))
+    assert " foreign " in row
+    assert f"1 in the target groups but not compile masters of pool {POOL}" in run.out
+    data = poolctl("status", "--json", *pool.cli_args()).json
+    assert data["foreign"] == [other] and data["pool"] == POOL
+    # Its Name tag's index is the other stack's: --stack must not write it into this stack's config.
+    refused = poolctl("drain", other, "--stack", "dev", "--endpoint-url", pool.endpoint)
+    one_line_error(refused, f"{other} is not a compile master of pool {POOL}")
+    assert not (stub_pulumi / "drained.json").exists()
+    drained = poolctl("drain", other, "--interval", "0.05", *pool.cli_args())
+    assert drained.code == 0, drained.err
+    assert other not in registered(pool, 8140) | registered(pool, 8142)
+    assert (
+        f"{other} is not a compile master of pool {POOL}: its `pulumi up` never registers it" in drained.err
+    )
+    assert "drainedCompileMasters" not in drained.err
+
+
+def test_undrain_needs_to_know_the_pool(pool: EmulatedPool) -> None:
+    victim = pool.instance_ids[0]
+    assert poolctl("drain", victim, "--interval", "0.05", *pool.cli_args()).code == 0
+    run = poolctl(
+        "undrain", victim, "--load-balancer", pool.load_balancer_name, "--endpoint-url", pool.endpoint
+    )
+    one_line_error(run, "undrain needs the pool's identity: pass --pool PROJECT/STACK/COMPONENT")
+    assert victim not in registered(pool, 8140)
+
+
+def test_a_stack_whose_outputs_do_not_name_the_pool_says_to_run_pulumi_up(
+    pool: EmulatedPool, stub_pulumi: Path
+) -> None:
+    (stub_pulumi / "outputs.json").write_text(json.dumps({"loadBalancerArn": pool.load_balancer_arn}))
+    run = poolctl("drain", pool.instance_ids[0], "--stack", "dev", "--endpoint-url", pool.endpoint)
+    one_line_error(
+        run,
+        "drain --stack needs the pool's identity and the stack's outputs have no compileMasterPoolTag "
+        "(run `pulumi up` with this pe-lb), or pass --pool PROJECT/STACK/COMPONENT",
+    )
+    assert pool.instance_ids[0] in registered(pool, 8140)
+
+
+def test_undrain_refuses_a_compile_master_made_before_the_pool_tag(pool: EmulatedPool) -> None:
+    untagged = pool.compile_master("pe-lb-5", None)
+    run = poolctl("undrain", untagged, *pool.cli_args())
+    one_line_error(run, f"it has no {pe.POOL_TAG} tag; `pulumi up` tags the stack's own")
+
+
+def test_without_the_pool_status_shows_only_targets_and_says_so(pool: EmulatedPool) -> None:
+    out = pool.instance_ids[2]
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": out, "Port": port}])
+    run = poolctl("status", "--load-balancer", pool.load_balancer_name, "--endpoint-url", pool.endpoint)
+    assert out not in run.out
+    assert "only targets shown: without the pool's identity (--pool PROJECT/STACK/COMPONENT" in run.out
+
+
+def test_the_pool_comes_from_the_stacks_outputs(pool: EmulatedPool, tmp_path: Path) -> None:
+    out = pool.instance_ids[2]
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": out, "Port": port}])
+    pool.compile_master("pe-lb-2", OTHER_POOL)
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"loadBalancerArn": pool.load_balancer_arn, "compileMasterPoolTag": POOL}))
+    run = poolctl("status", "--json", "--outputs", str(outputs), "--endpoint-url", pool.endpoint)
+    assert run.code == 1
+    assert run.json["outOfRotation"] == [out] and run.json["pool"] == POOL
 
 
 # --- faults: no traceback, a heartbeat, JSON everywhere ------------------------------------------
@@ -574,6 +812,127 @@ def test_bad_flags_are_usage_errors_without_a_traceback(argv: list[str], message
     assert run.returncode == 2
     assert message in run.stderr
     assert "Traceback" not in run.stderr
+
+
+BAD_FILES = {
+    "not-utf8.json": b"\xff\xfe{}",
+    "arn-number.json": b'{"loadBalancerArn": 5}',
+    "arn-garbage.json": b'{"loadBalancerArn": "arn:foo"}',
+    "drained-number.json": b'{"loadBalancerArn": "%s", "drainedCompileMasterIds": 5}',
+    "drained-string.json": b'{"loadBalancerArn": "%s", "drainedCompileMasterIds": "i-0123456789abcdef0"}',
+    "address.json": b'{"poolAddress": "pool example com"}',
+    "pool-tag.json": b'{"loadBalancerArn": "%s", "compileMasterPoolTag": 7}',
+    "list.json": b"[1]",
+    "not-a-cert.pem": b"hello",
+    "key.pem": b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+}
+ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/pe-lb/0123456789abcdef"
+LB = ["--load-balancer", "pe-lb"]
+PROBE = ["probe", "--address", "pool.example.com"]
+IID = "i-0123456789abcdef0"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["status", "--outputs", "{dir}"], "--outputs {dir}: cannot read it (Is a directory)"),
+        (["status", "--outputs", "{dir}/nope.json"], "--outputs {dir}/nope.json: no such file"),
+        (["status", "--outputs", "{dir}/not-utf8.json"], "not-utf8.json: not UTF-8 text"),
+        (
+            ["status", "--outputs", "{dir}/arn-number.json"],
+            "output loadBalancerArn: 5 is not a load balancer ARN",
+        ),
+        (
+            ["status", "--outputs", "{dir}/arn-garbage.json"],
+            "loadBalancerArn: 'arn:foo' is not a load balancer",
+        ),
+        (
+            ["status", "--outputs", "{dir}/drained-number.json"],
+            "drainedCompileMasterIds: 5 is not a list of EC2",
+        ),
+        (
+            ["status", "--outputs", "{dir}/drained-string.json"],
+            "drainedCompileMasterIds: 'i-0123456789abcdef0' is",
+        ),
+        (
+            [*PROBE[:1], "--outputs", "{dir}/address.json"],
+            "poolAddress: 'pool example com' is not a DNS name",
+        ),
+        (
+            ["undrain", IID, "--outputs", "{dir}/pool-tag.json"],
+            "output compileMasterPoolTag: 7 is not a pool identity",
+        ),
+        (
+            ["status", "--outputs", "{dir}/list.json"],
+            "list.json is not the JSON of `pulumi stack output --json`",
+        ),
+        (["status", "--outputs", ""], "argument --outputs: '' is empty"),
+        (
+            [*PROBE, "--cacert", "{dir}/missing.pem"],
+            "--cacert: '{dir}/missing.pem' is not a readable file of PEM",
+        ),
+        (
+            [*PROBE, "--cacert", "{dir}/not-a-cert.pem"],
+            "not-a-cert.pem' is not a readable file of PEM certificates",
+        ),
+        ([*PROBE, "--cacert", "{dir}/key.pem"], "key.pem' is not a readable file of PEM certificates"),
+        (
+            [*PROBE, "--cacert", "{dir}"],
+            "argument --cacert: '{dir}' is not a readable file of PEM certificates",
+        ),
+        ([*PROBE, "--cacert", ""], "argument --cacert: '' is not a file"),
+        (
+            ["status", *LB, "--endpoint-url", "notaurl"],
+            "--endpoint-url: 'notaurl' is not an http:// or https://",
+        ),
+        (["status", *LB, "--endpoint-url", ""], "argument --endpoint-url: '' is not an http://"),
+        (["status", *LB, "--endpoint-url", "http://x:99999"], "--endpoint-url: 'http://x:99999' is not"),
+        (["status", *LB, "--endpoint-url", "ftp://x"], "--endpoint-url: 'ftp://x' is not an http://"),
+        (
+            ["status", "--load-balancer", "arn:foo"],
+            "--load-balancer: 'arn:foo' is neither a load balancer name",
+        ),
+        (["status", "--load-balancer", ""], "argument --load-balancer: '' is neither"),
+        (["status", "--load-balancer", "a b"], "argument --load-balancer: 'a b' is neither"),
+        (["status", "--load-balancer", "x" * 33], "is neither a load balancer name (1 to 32 letters"),
+        (["status", *LB, "--region", ""], "argument --region: '' is not an AWS region name"),
+        (["status", *LB, "--region", "eu west 1"], "argument --region: 'eu west 1' is not an AWS region"),
+        (["status", *LB, "--profile", ""], "argument --profile: '' is not an AWS profile name"),
+        (["status", *LB, "--role-arn", ""], "argument --role-arn: '' is not an IAM role ARN"),
+        (["status", *LB, "--role-arn", "pe-lb-deployer"], "--role-arn: 'pe-lb-deployer' is not an IAM role"),
+        (["status", "--stack", ""], "argument --stack: '' is not a Pulumi stack name"),
+        (["status", "--stack", "dev;rm -rf"], "argument --stack: 'dev;rm -rf' is not a Pulumi stack"),
+        (["status", *LB, "--pool", ""], "argument --pool: '' is not a pool identity"),
+        (["status", *LB, "--pool", "pe-lb"], "argument --pool: 'pe-lb' is not a pool identity"),
+        (["status", *LB, "--pool", "pe-lb/dev/"], "argument --pool: 'pe-lb/dev/' is not a pool identity"),
+        (["probe", "--address", ""], "argument --address: '' is not a DNS name or an IP address"),
+        (["probe", "--address", "pool\r\nX: 1"], "--address: 'pool\\r\\nX: 1' is not a DNS name"),
+        (["probe", "--address", "a..b"], "argument --address: 'a..b' is not a DNS name"),
+        (["probe", "--address", "a" * 64 + ".com"], "is not a DNS name or an IP address"),
+        ([*PROBE, "--connect-to", ""], "argument --connect-to: '' is not a DNS name"),
+        ([*PROBE, "--connect-to", "ü" * 70], "argument --connect-to: '" + "ü" * 70 + "' is not a DNS name"),
+        ([*PROBE, "--port", ""], "argument --port: '' is not a TCP port (1..65535)"),
+        ([*PROBE, "--port", "\u0663"], "argument --port: '\u0663' is not a TCP port"),
+        ([*PROBE, "--port", "70000"], "argument --port: '70000' is not a TCP port (1..65535)"),
+        (["wait-healthy", *LB, "--timeout", ""], "argument --timeout: '' is not a number of seconds"),
+        (["wait-healthy", *LB, "--timeout", "-1"], "argument --timeout: '-1' must be a finite number"),
+        (["wait-healthy", *LB, "--interval", "0"], "argument --interval: '0' must be a finite number"),
+        (["drain", f"{IID}\n", *LB], "INSTANCE_ID 'i-0123456789abcdef0\\n' is not an EC2 instance id"),
+        (["undrain", f"{IID}\n", *LB], "INSTANCE_ID 'i-0123456789abcdef0\\n' is not an EC2 instance id"),
+        (["drain", "", *LB], "INSTANCE_ID '' is not an EC2 instance id"),
+        (["status", "--json=yes", *LB], "argument --json: ignored explicit argument 'yes'"),
+        (["drain", IID, *LB, "--force=1"], "argument --force: ignored explicit argument '1'"),
+        (["launch"], "argument COMMAND: invalid choice: 'launch'"),
+    ],
+)
+def test_every_flag_with_a_bad_value_is_one_line_naming_it(
+    argv: list[str], message: str, tmp_path: Path
+) -> None:
+    """Empty, garbage and wrong-type values for each flag: exit 2, one line, no traceback."""
+    for name, content in BAD_FILES.items():
+        (tmp_path / name).write_bytes(content.replace(b"%s", ARN.encode()))
+    run = poolctl(*(arg.replace("{dir}", str(tmp_path)) for arg in argv))
+    one_line_error(run, message.replace("{dir}", str(tmp_path)))
 
 
 def test_a_reader_that_goes_away_gets_no_traceback(pool: EmulatedPool) -> None:

@@ -19,6 +19,9 @@ from tests.aws_emulator import free_port
 from tests.certs import LocalCA, Pem
 
 POOL = "puppet-pool.example.com"
+LOAD_BALANCER_ARN = (
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/pe-lb/0123456789abcdef"
+)
 
 
 class StatusHandler(BaseHTTPRequestHandler):
@@ -168,7 +171,7 @@ def test_json_output(ca: LocalCA, serve: Serve, tmp_path: Path) -> None:
 def test_pool_address_from_saved_outputs(ca: LocalCA, serve: Serve, tmp_path: Path) -> None:
     port, _ = serve(ca.issue(POOL, [POOL]))
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps({"poolAddress": POOL, "loadBalancerArn": "arn:aws:elasticloadbalancing:x"}))
+    outputs.write_text(json.dumps({"poolAddress": POOL, "loadBalancerArn": LOAD_BALANCER_ARN}))
     out = io.StringIO()
     argv = ["probe", "--outputs", str(outputs), "--connect-to", "127.0.0.1", "--port", str(port)]
     assert cli.main(argv, out=out, progress=io.StringIO()) == 0

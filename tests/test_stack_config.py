@@ -62,8 +62,8 @@ BAD_INPUTS = [
     ),
     ({"tags": {"k" * 129: "v"}}, "names are at most 128 characters, values 256"),
     (
-        {"tags": {f"t{i}": "v" for i in range(49)}},
-        "tags has 49 tags; at most 48 (AWS allows 50, pe-lb sets 2)",
+        {"tags": {f"t{i}": "v" for i in range(48)}},
+        "tags has 48 tags; at most 47 (AWS allows 50, pe-lb sets 3)",
     ),
     ({"agentCidrs": ["10.0.0.0/8", "10.0.0.0/8"]}, "agentCidrs lists 10.0.0.0/8 more than once"),
     ({"primaryCidrs": ["10.0.1.10/32", "10.0.1.10/32"]}, "primaryCidrs lists 10.0.1.10/32 more than once"),

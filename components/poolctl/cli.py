@@ -1,4 +1,4 @@
-"""Command line: status, drain, undrain, wait-healthy, probe."""
+"""Command line: status, drain, undrain, wait-healthy, probe; exit codes in EXIT_CODES (and --help)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,34 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any, NoReturn, TextIO
 
 import boto3
 import botocore.exceptions
 
 from .. import pe
-from . import stack
-from .pool import GONE, HEALTHY, INSTANCE_ID, Pool, PoolError, PoolStatus, TargetHealth, client_config
+from . import checks, stack
+from .pool import FOREIGN, GONE, HEALTHY, Instance, Pool, PoolError, PoolStatus, TargetHealth, client_config
 from .probe import probe
 
-EXIT_OK, EXIT_UNHEALTHY, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_UNHEALTHY, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2, 3
+CHANGING_COMMANDS = ("drain", "undrain")
+EXIT_CODES = """exit codes:
+  0  done: all healthy, or the drain/undrain made and confirmed
+  1  not as it should be: a target unhealthy, out of rotation unasked or not the pool's own (status,
+     wait-healthy, probe), or timed out waiting (drain/undrain: the change is made, AWS not done yet)
+  2  usage or AWS error: nothing changed (a drain/undrain undoes its own earlier steps first)
+  3  stopped part-way: something changed and could not be undone; the message lists exactly what"""
+
+AWS_ERRORS = (PoolError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+class UsageError(Exception):
+    """A flag or argument argparse refused: one line, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,12 @@ class Context:
     args: argparse.Namespace
     out: TextIO
     progress: TextIO
+    changes: dict[str, str] = field(default_factory=dict)
+    """What this command has changed so far, by step, in words: reported if it stops part-way."""
+    undone: list[str] = field(default_factory=list)
+    """Changes it made and took back after a later step failed."""
+    undo_failures: list[str] = field(default_factory=list)
+    """Why taking a change back failed (undoing stops there, so ``changes`` stays exact)."""
 
     def pool(self) -> Pool:
         load_balancer, _ = pool_reference(self.args)
@@ -39,8 +59,42 @@ class Context:
     def open_pool(self, load_balancer: str) -> Pool:
         return Pool(session(self.args, load_balancer), load_balancer, self.args.endpoint_url)
 
+    def pool_identity(self, needed_by: str | None = None) -> str | None:
+        """The pool's identity (pe.POOL_TAG's value): --pool, else the stack's outputs. Without it
+        poolctl cannot tell this pool's compile masters from another stack's, so ``needed_by`` refuses."""
+        if self.args.pool:
+            return str(self.args.pool)
+        from_stack = bool(self.args.stack or self.args.outputs)
+        if from_stack and pool_outputs(self.args).get(stack.POOL_OUTPUT):
+            return str(pool_outputs(self.args)[stack.POOL_OUTPUT])
+        if needed_by is None:
+            return None
+        flag = (
+            f"--pool PROJECT/STACK/COMPONENT (the {pe.POOL_TAG} tag on its compile masters, "
+            "e.g. pe-lb/dev/pe-lb)"
+        )
+        if from_stack:
+            raise PoolError(
+                f"{needed_by} needs the pool's identity and the stack's outputs have no {stack.POOL_OUTPUT} "
+                f"(run `pulumi up` with this pe-lb), or pass {flag}"
+            )
+        raise PoolError(f"{needed_by} needs the pool's identity: pass {flag}, or --stack STACK")
+
     def say(self, message: str) -> None:
         print(message, file=self.progress, flush=True)
+
+    @contextmanager
+    def step(self, key: str, what: str, *, undo: bool = False) -> Iterator[None]:
+        """One change to the pool: afterwards ``changes`` holds ``what`` (or, for an undo, no longer)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.changes[key] = f"perhaps {what} (interrupted while doing it)"
+            raise
+        if undo:
+            self.undone.append(self.changes.pop(key))
+        else:
+            self.changes[key] = what
 
 
 def run() -> None:
@@ -49,25 +103,36 @@ def run() -> None:
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, progress: TextIO | None = None) -> int:
-    args = parser().parse_args(argv)
-    context = Context(args, out or sys.stdout, progress or sys.stderr)
+    progress = progress or sys.stderr
+    try:
+        args = parser().parse_args(argv)
+    except UsageError as error:
+        print(error, file=progress)
+        return EXIT_ERROR
+    context = Context(args, out or sys.stdout, progress)
     try:
         result: int = args.run(context)
         return result
-    except PoolError as error:
-        print(f"poolctl: {error}", file=context.progress)
-    except botocore.exceptions.BotoCoreError as error:
-        print(f"poolctl: {aws_problem(error, args)}", file=context.progress)
-    except botocore.exceptions.ClientError as error:
-        print(f"poolctl: {client_problem(error)}", file=context.progress)
+    except AWS_ERRORS as error:
+        problem = problem_of(error, args)
     except KeyboardInterrupt:
-        print(
-            "poolctl: interrupted; the pool may be mid-change, check it with `status`", file=context.progress
-        )
+        problem = "interrupted"
     except BrokenPipeError:
         # The reader went away (`poolctl status | head`): stop quietly, as Unix tools do, and keep
         # the interpreter from complaining when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PARTIAL if context.changes else EXIT_ERROR
+    if context.changes:
+        failures = "".join(f"; undoing failed: {failure}" for failure in context.undo_failures)
+        print(
+            f"poolctl: {problem}; stopped part-way, changed: {'; '.join(context.changes.values())}{failures}",
+            file=context.progress,
+        )
+        return EXIT_PARTIAL
+    if args.command in CHANGING_COMMANDS:
+        undone = f" ({', '.join(reversed(context.undone))}: undone)" if context.undone else ""
+        problem += f"; nothing changed{undone}"
+    print(f"poolctl: {problem}", file=context.progress)
     return EXIT_ERROR
 
 
@@ -78,8 +143,7 @@ def pool_outputs(args: argparse.Namespace) -> dict[str, Any]:
     """The stack's outputs from --outputs or --stack (read once per command); none otherwise."""
     if getattr(args, "read_outputs", None) is None:
         if args.outputs:
-            path = Path(args.outputs)
-            args.read_outputs = stack.read_outputs(path.read_text() if path.exists() else None, args.outputs)
+            args.read_outputs = stack.read_outputs_file(args.outputs)
         else:
             args.read_outputs = stack.outputs(args.stack) if args.stack else {}
     outputs: dict[str, Any] = args.read_outputs
@@ -107,9 +171,7 @@ def drained_by_the_stack(args: argparse.Namespace) -> set[str]:
 
 
 def session(args: argparse.Namespace, load_balancer: str) -> boto3.Session:
-    region = args.region
-    if not region and load_balancer.startswith("arn:"):
-        region = load_balancer.split(":")[3] or None
+    region = args.region or checks.arn_region(load_balancer) or None
     base = boto3.Session(profile_name=args.profile, region_name=region)
     if not args.role_arn:
         return base
@@ -122,6 +184,15 @@ def session(args: argparse.Namespace, load_balancer: str) -> boto3.Session:
         aws_session_token=credentials["SessionToken"],
         region_name=base.region_name,
     )
+
+
+def problem_of(error: Exception, args: argparse.Namespace) -> str:
+    """One line for the user, from poolctl's own errors and botocore's."""
+    if isinstance(error, botocore.exceptions.BotoCoreError):
+        return aws_problem(error, args)
+    if isinstance(error, botocore.exceptions.ClientError):
+        return client_problem(error)
+    return str(error)
 
 
 def aws_problem(error: botocore.exceptions.BotoCoreError, args: argparse.Namespace) -> str:
@@ -159,22 +230,30 @@ def client_problem(error: botocore.exceptions.ClientError) -> str:
 
 
 def cmd_status(context: Context) -> int:
-    status = context.pool().status(drained_by_the_stack(context.args))
+    status = context.pool().status(drained_by_the_stack(context.args), context.pool_identity())
     if context.args.json:
         emit_json(context, status_json(status))
     else:
         context.out.write(status_text(status))
-    return EXIT_OK if status.all_healthy and not status.unexpectedly_out else EXIT_UNHEALTHY
+    healthy = status.all_healthy and not status.unexpectedly_out and not status.foreign
+    return EXIT_OK if healthy else EXIT_UNHEALTHY
 
 
 def cmd_drain(context: Context) -> int:
     instance_id = checked_instance_id(context.args.instance_id)
     pool = context.pool()
-    status = pool.status()
+    identity = context.pool_identity("drain --stack" if context.args.stack else None)
+    status = pool.status(pool=identity)
     if instance_id not in status.in_rotation:
         raise PoolError(
             f"{instance_id} is not a target of {status.load_balancer_name}; "
             f"its compile masters in rotation are: {', '.join(status.in_rotation) or 'none'}"
+        )
+    if context.args.stack and status.rotation(instance_id) == FOREIGN:
+        raise PoolError(
+            f"{instance_id} is not a compile master of pool {identity} "
+            f"({not_ours(status.instances[instance_id])}): drain it without --stack; "
+            f"the stack's {stack.DRAINED_KEY} lists only its own"
         )
     others = [i for i in status.in_rotation if i != instance_id and status.is_healthy(i)]
     if not others and not context.args.force:
@@ -182,45 +261,151 @@ def cmd_drain(context: Context) -> int:
             f"refusing to drain {instance_id}: no other compile master is healthy on every port, so agents "
             "would have nowhere to go. Fix the pool first (poolctl status), or pass --force"
         )
-    context.say(f"deregistering {instance_id} from the {', '.join(map(str, status.ports))} target groups")
-    pool.deregister(instance_id)
+    name = status.instances[instance_id].name
+    plan = drained_plan(context, name, drain=True)
+    ports = ", ".join(map(str, status.ports))
+    doing = f"deregistering {instance_id} from the {ports} target groups"
+    change(context, pool, instance_id, plan, register=False, doing=doing)
     result = wait_for_instance(context, pool, instance_id, GONE, f"{instance_id} drained")
-    keep_drained(context, status.instances[instance_id].name, drain=True)
+    if status.rotation(instance_id) == FOREIGN:
+        context.say(
+            f"{instance_id} is not a compile master of pool {identity}: its `pulumi up` never registers it"
+        )
+    elif plan is None:
+        say_how_to_keep(context, name, drain=True)
     return result
 
 
 def cmd_undrain(context: Context) -> int:
     instance_id = checked_instance_id(context.args.instance_id)
     pool = context.pool()
+    identity = context.pool_identity("undrain")
     instance = pool.instances([instance_id]).get(instance_id)
     if instance is None:
         raise PoolError(f"no EC2 instance {instance_id} in this account and region")
+    if instance.pool != identity:
+        raise PoolError(
+            f"{instance_id} is not a compile master of pool {identity} ({not_ours(instance)}): "
+            "undrain registers only the pool's own compile masters"
+        )
     vpc = pool.load_balancer().get("VpcId")
     if instance.vpc_id != vpc:
         raise PoolError(f"{instance_id} is in {instance.vpc_id}, not in the load balancer's {vpc}")
     if instance.state != "running":
         raise PoolError(f"{instance_id} is {instance.state or 'not running'}; start it before undrain")
-    keep_drained(context, instance.name, drain=False)
+    plan = drained_plan(context, instance.name, drain=False)
     ports = ", ".join(map(str, pool.groups()))
-    context.say(f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {ports} target groups")
-    pool.register(instance_id)
-    return wait_for_instance(context, pool, instance_id, HEALTHY, f"{instance_id} healthy on every port")
+    doing = f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {ports} target groups"
+    change(context, pool, instance_id, plan, register=True, doing=doing)
+    result = wait_for_instance(context, pool, instance_id, HEALTHY, f"{instance_id} healthy on every port")
+    if plan is None:
+        say_how_to_keep(context, instance.name, drain=False)
+    return result
 
 
-def keep_drained(context: Context, name: str, *, drain: bool) -> None:
-    """Make the drain the stack's desired state too, or say how: else `pulumi up` undoes it."""
+def not_ours(instance: Instance) -> str:
+    if instance.pool:
+        return f"its {pe.POOL_TAG} tag is {instance.pool!r}"
+    return f"it has no {pe.POOL_TAG} tag; `pulumi up` tags the stack's own"
+
+
+@dataclass(frozen=True)
+class DrainedPlan:
+    """drainedCompileMasters before and after: the stack's desired state, else `pulumi up` undoes it."""
+
+    stack: str
+    name: str
+    current: list[int]
+    wanted: list[int]
+    drain: bool
+
+    def holds(self, value: list[int] | None) -> str:
+        shown = "unknown (`pulumi config get` failed)" if value is None else str(value)
+        return f"stack {self.stack}: {stack.DRAINED_KEY} = {shown} (was {self.current})"
+
+
+def drained_plan(context: Context, name: str, *, drain: bool) -> DrainedPlan | None:
+    """With --stack and a pool index in the Name tag: the config change to make (read now)."""
+    index = stack.pool_index(name)
+    if not context.args.stack or index is None:
+        return None
+    current = stack.drained(context.args.stack)
+    if drain:
+        wanted = current if index in current else [*current, index]
+    else:
+        wanted = [i for i in current if i != index]
+    return DrainedPlan(context.args.stack, name, current, wanted, drain)
+
+
+def change(
+    context: Context, pool: Pool, instance_id: str, plan: DrainedPlan | None, *, register: bool, doing: str
+) -> None:
+    """The stack's config first, then each target group (``doing`` says so when it starts). A
+    failing step undoes the steps before it, last first, so the pool is as it was, or
+    ``context.changes`` says exactly what is not."""
+    undo: list[Callable[[], None]] = []
+    try:
+        if plan is not None:
+            if plan.wanted != plan.current:
+                write_drained(context, plan, plan.wanted, plan.current)
+                undo.append(lambda: write_drained(context, plan, plan.current, plan.wanted))
+            verb = "out of" if plan.drain else "back in"
+            context.say(
+                f"stack {plan.stack}: {stack.DRAINED_KEY} = {plan.wanted}, so `pulumi refresh` and "
+                f"`pulumi up` keep {plan.name} {verb} rotation"
+            )
+        context.say(doing)
+        forward, backward = (pool.register, pool.deregister) if register else (pool.deregister, pool.register)
+        for port in pool.groups():
+            what = (
+                f"registered {instance_id} in the {port} target group"
+                if register
+                else f"deregistered {instance_id} from the {port} target group"
+            )
+            with context.step(str(port), what):
+                forward(instance_id, port)
+            undo.append(partial(take_back, context, backward, instance_id, port, what))
+    except AWS_ERRORS:
+        for step in reversed(undo):
+            try:
+                step()
+            except AWS_ERRORS as error:
+                context.undo_failures.append(problem_of(error, context.args))
+                break
+        raise
+
+
+def take_back(
+    context: Context, backward: Callable[[str, int], None], instance_id: str, port: int, what: str
+) -> None:
+    with context.step(str(port), what, undo=True):
+        backward(instance_id, port)
+
+
+def write_drained(context: Context, plan: DrainedPlan, value: list[int], now: list[int]) -> None:
+    """Write the stack's drainedCompileMasters, keeping ``context.changes`` true to what it holds."""
+    try:
+        stack.set_drained(plan.stack, value, now)
+    except stack.DrainedWriteError as error:
+        record_config(context, plan, error.now)
+        raise
+    except KeyboardInterrupt:
+        context.changes["config"] = f"perhaps {plan.holds(value)} (interrupted while writing it)"
+        raise
+    record_config(context, plan, value)
+
+
+def record_config(context: Context, plan: DrainedPlan, holds: list[int] | None) -> None:
+    if holds != plan.current:
+        context.changes["config"] = plan.holds(holds)
+    elif "config" in context.changes:
+        context.undone.append(context.changes.pop("config"))
+
+
+def say_how_to_keep(context: Context, name: str, *, drain: bool) -> None:
+    """Without --stack: what to set, else `pulumi refresh` and `pulumi up` undo it."""
     index = stack.pool_index(name)
     verb = "out of" if drain else "back in"
-    if context.args.stack and index is not None:
-        current = stack.drained(context.args.stack)
-        wanted = sorted({*current, index}) if drain else [i for i in current if i != index]
-        if wanted != current:
-            stack.set_drained(context.args.stack, wanted)
-        context.say(
-            f"stack {context.args.stack}: {stack.DRAINED_KEY} = {wanted}, so `pulumi refresh` and "
-            f"`pulumi up` keep {name} {verb} rotation"
-        )
-        return
     where = (
         f"pool index {index}" if index is not None else f"the pool index in its Name tag ({name or 'none'})"
     )
@@ -368,9 +553,10 @@ def progress_line(value: Any) -> str:
 
 
 def checked_instance_id(instance_id: str) -> str:
-    if not INSTANCE_ID.match(instance_id):
-        raise PoolError(f"INSTANCE_ID {instance_id!r} is not an EC2 instance id (i-0123456789abcdef0)")
-    return instance_id
+    try:
+        return checks.instance_id(instance_id)
+    except ValueError as error:
+        raise PoolError(f"INSTANCE_ID {error}") from None
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -414,6 +600,18 @@ def status_text(status: PoolStatus) -> str:
         lines.append(
             f"{len(status.unexpectedly_out)} out of rotation and not drained by the stack: "
             f"{', '.join(status.unexpectedly_out)} (poolctl undrain, or `pulumi up`)"
+        )
+    if status.foreign:
+        lines.append(
+            f"{len(status.foreign)} in the target groups but not compile masters of pool {status.pool} "
+            f"(no {pe.POOL_TAG}={status.pool} tag): {', '.join(status.foreign)} "
+            "(poolctl drain takes them out)"
+        )
+    if status.pool is None:
+        lines.append(
+            "only targets shown: without the pool's identity (--pool PROJECT/STACK/COMPONENT, or the "
+            f"stack's {stack.POOL_OUTPUT} output) its compile masters out of rotation are not listed, "
+            "nor targets told from its own"
         )
     return "\n".join(lines) + "\n"
 
@@ -462,64 +660,136 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
             }
             for i in status.instances.values()
         ],
+        "pool": status.pool,
         "healthy": status.all_healthy,
         "outOfRotation": status.unexpectedly_out,
+        "foreign": status.foreign,
     }
 
 
 # --- arguments -----------------------------------------------------------------------------------
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block): poolctl's errors are one line each."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def flag(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A checks.* function as an argparse type: its message, after the flag's name."""
+
+    def convert(value: str) -> Any:
+        try:
+            return check(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = check.__name__
+    return convert
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     where = common.add_argument_group("which pool and account")
-    where.add_argument("--load-balancer", metavar="NAME_OR_ARN", help="the pool's NLB")
-    where.add_argument("--stack", help="read the NLB from `pulumi stack output --json --stack STACK`")
-    where.add_argument("--outputs", metavar="FILE", help="JSON saved from `pulumi stack output --json`")
-    where.add_argument("--region", help="AWS region (default: from the ARN or your AWS config)")
-    where.add_argument("--profile", help="AWS profile")
     where.add_argument(
-        "--role-arn", help="IAM role to assume for every call (as the AWS provider's assumeRoles)"
+        "--load-balancer", metavar="NAME_OR_ARN", type=flag(checks.load_balancer), help="the pool's NLB"
     )
-    where.add_argument("--endpoint-url", help="AWS API endpoint, e.g. an emulator on http://127.0.0.1:5000")
+    where.add_argument(
+        "--stack",
+        type=flag(checks.stack),
+        help="read the NLB from `pulumi stack output --json --stack STACK`",
+    )
+    where.add_argument(
+        "--outputs", metavar="FILE", type=flag(nonempty), help="JSON saved from `pulumi stack output --json`"
+    )
+    where.add_argument(
+        "--pool",
+        metavar="PROJECT/STACK/COMPONENT",
+        type=flag(checks.pool),
+        help=f"the pool's compile masters: instances tagged {pe.POOL_TAG}=this (default: the stack's "
+        f"{stack.POOL_OUTPUT} output)",
+    )
+    where.add_argument(
+        "--region", type=flag(checks.region), help="AWS region (default: from the ARN or your AWS config)"
+    )
+    where.add_argument("--profile", type=flag(checks.profile), help="AWS profile")
+    where.add_argument(
+        "--role-arn",
+        type=flag(checks.role_arn),
+        help="IAM role to assume for every call (as the AWS provider's assumeRoles)",
+    )
+    where.add_argument(
+        "--endpoint-url",
+        type=flag(checks.endpoint_url),
+        help="AWS API endpoint, e.g. an emulator on http://127.0.0.1:5000",
+    )
     where.add_argument("--json", action="store_true", help="machine-readable output")
 
-    waiting = argparse.ArgumentParser(add_help=False)
+    waiting = Parser(add_help=False)
     waiting.add_argument(
         "--timeout", type=positive_seconds, default=900.0, help="give up after S seconds (900)"
     )
     waiting.add_argument("--interval", type=positive_seconds, default=5.0, help=argparse.SUPPRESS)
 
-    top = argparse.ArgumentParser(
-        prog="poolctl", description="See, drain and wait for the PE compile-master pool."
+    top = Parser(
+        prog="poolctl",
+        description="See, drain and wait for the PE compile-master pool.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    status = commands.add_parser(
-        "status", parents=[common], help="health of every compile master on 8140/8142"
-    )
+
+    def command(name: str, parents: list[Parser], help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=parents,
+            help=help,
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    status = command("status", [common], "health of every compile master on 8140/8142")
     status.set_defaults(run=cmd_status)
-    drain = commands.add_parser("drain", parents=[common, waiting], help="take a compile master out, gently")
+    drain = command("drain", [common, waiting], "take a compile master out, gently")
     drain.add_argument("instance_id", metavar="INSTANCE_ID")
     drain.add_argument("--force", action="store_true", help="drain even the last healthy compile master")
     drain.set_defaults(run=cmd_drain)
-    undrain = commands.add_parser("undrain", parents=[common, waiting], help="put a compile master back")
+    undrain = command("undrain", [common, waiting], "put a compile master back")
     undrain.add_argument("instance_id", metavar="INSTANCE_ID")
     undrain.set_defaults(run=cmd_undrain)
-    wait = commands.add_parser(
-        "wait-healthy", parents=[common, waiting], help="block until all targets are healthy"
-    )
+    wait = command("wait-healthy", [common, waiting], "block until all targets are healthy")
     wait.set_defaults(run=cmd_wait_healthy)
-    check = commands.add_parser("probe", parents=[common], help="GET the status endpoint through the pool")
-    check.add_argument("--cacert", metavar="PUPPET_CA", help="PE CA certificate to verify the chain against")
-    check.add_argument("--address", help="pool address to check (default: poolAddress, else the NLB's name)")
+    check = command("probe", [common], "GET the status endpoint through the pool")
     check.add_argument(
-        "--connect-to", metavar="HOST", help="connect here instead, still checking the pool name"
+        "--cacert",
+        metavar="PUPPET_CA",
+        type=flag(checks.ca_file),
+        help="PE CA certificate to verify the chain against",
     )
     check.add_argument(
-        "--port", type=port_number, default=pe.PUPPETSERVER_PORT, help=f"port ({pe.PUPPETSERVER_PORT})"
+        "--address",
+        type=flag(checks.host),
+        help="pool address to check (default: poolAddress, else the NLB's name)",
+    )
+    check.add_argument(
+        "--connect-to",
+        metavar="HOST",
+        type=flag(checks.host),
+        help="connect here instead, still checking the pool name",
+    )
+    check.add_argument(
+        "--port", type=flag(checks.port), default=pe.PUPPETSERVER_PORT, help=f"port ({pe.PUPPETSERVER_PORT})"
     )
     check.set_defaults(run=cmd_probe)
     return top
+
+
+def nonempty(value: str) -> str:
+    if not value:
+        raise ValueError("'' is empty")
+    return value
 
 
 def positive_seconds(value: str) -> float:
@@ -530,9 +800,3 @@ def positive_seconds(value: str) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} must be a finite number of seconds above 0")
     return seconds
-
-
-def port_number(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1..65535)")
-    return int(value)

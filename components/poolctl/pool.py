@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +11,6 @@ import botocore.exceptions
 
 from .. import pe
 
-INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 HEALTHY = "healthy"
 GONE = "unused"
 """A deregistered target reads as unused / Target.NotRegistered once draining is over."""
@@ -66,6 +64,12 @@ class Instance:
     availability_zone: str
     state: str
     vpc_id: str = ""
+    pool: str = ""
+    """Its pe.POOL_TAG: the pool it belongs to (empty when untagged)."""
+
+
+FOREIGN = "foreign"
+"""Rotation of a target that is not tagged as a compile master of this pool."""
 
 
 @dataclass
@@ -76,16 +80,22 @@ class PoolStatus:
     scheme: str
     ports: dict[int, PortGroup]
     instances: dict[str, Instance]
-    """Every compile master: registered in a target group, or tagged as one in the NLB's VPC."""
+    """Every target of the target groups, and every compile master of the pool, registered or not."""
     drained: set[str] = field(default_factory=set)
     """Compile masters the stack keeps out of rotation (drainedCompileMasters)."""
+    pool: str | None = None
+    """The pool's identity (its pe.POOL_TAG value); None when not known, so membership is not shown."""
 
     @property
     def in_rotation(self) -> list[str]:
         return [i for i in self.instances if any(i in group.targets for group in self.ports.values())]
 
     def rotation(self, instance_id: str) -> str:
-        """in (registered), drained (by the stack's config) or out (neither: should it be?)."""
+        """in (registered), drained (by the stack's config), out (neither: should it be?), or foreign
+        (a target not tagged as this pool's: another stack's, or no compile master at all)."""
+        instance = self.instances.get(instance_id)
+        if self.pool is not None and (instance is None or instance.pool != self.pool):
+            return FOREIGN
         if instance_id in self.in_rotation:
             return "in"
         return "drained" if instance_id in self.drained else "out"
@@ -105,6 +115,11 @@ class PoolStatus:
     def unexpectedly_out(self) -> list[str]:
         """Compile masters neither in rotation nor drained on purpose."""
         return [i for i in self.instances if self.rotation(i) == "out"]
+
+    @property
+    def foreign(self) -> list[str]:
+        """Targets of the pool's target groups that are not its compile masters."""
+        return [i for i in self.instances if self.rotation(i) == FOREIGN]
 
 
 def client_config() -> botocore.config.Config:
@@ -192,7 +207,9 @@ class Pool:
             ),
         )
 
-    def status(self, drained: set[str] | None = None) -> PoolStatus:
+    def status(self, drained: set[str] | None = None, pool: str | None = None) -> PoolStatus:
+        """Targets and their health; with ``pool`` (its identity) also its compile masters out of
+        rotation, and which targets are not its own."""
         balancer = self.load_balancer()
         groups = self.groups()
         for group in groups.values():
@@ -202,9 +219,11 @@ class Pool:
                 if d["Target"]["Id"].startswith("i-")
             }
         registered = {i for group in groups.values() for i in group.targets}
-        ids = sorted(registered | self._tagged_compile_masters(balancer.get("VpcId", "")))
+        members = self._members(pool) if pool is not None else set()
+        ids = sorted(registered | members)
         return PoolStatus(
             drained=set(drained or ()) & set(ids),
+            pool=pool,
             load_balancer_name=balancer["LoadBalancerName"],
             load_balancer_arn=balancer["LoadBalancerArn"],
             dns_name=balancer["DNSName"],
@@ -213,11 +232,11 @@ class Pool:
             instances=self.instances(ids),
         )
 
-    def _tagged_compile_masters(self, vpc_id: str) -> set[str]:
-        """Compile masters in the NLB's VPC, registered or not: drained ones must show, not vanish."""
+    def _members(self, pool: str) -> set[str]:
+        """The pool's compile masters, registered or not: drained ones must show, not vanish. By the
+        pool's own tag: another pe-lb stack's compile masters may share the VPC and the role tag."""
         filters = [
-            {"Name": "vpc-id", "Values": [vpc_id]},
-            {"Name": f"tag:{pe.ROLE_TAG}", "Values": [pe.COMPILE_MASTER_ROLE]},
+            {"Name": f"tag:{pe.POOL_TAG}", "Values": [pool]},
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
         ]
         pages = self.ec2.get_paginator("describe_instances").paginate(Filters=filters)
@@ -243,6 +262,7 @@ class Pool:
                     availability_zone=item.get("Placement", {}).get("AvailabilityZone", ""),
                     state=item.get("State", {}).get("Name", ""),
                     vpc_id=item.get("VpcId", ""),
+                    pool=tags.get(pe.POOL_TAG, ""),
                 )
         return found
 
@@ -254,15 +274,16 @@ class Pool:
             result[port] = _health(described[0]) if described else NOT_REGISTERED
         return result
 
-    def deregister(self, instance_id: str) -> None:
-        for group in self.groups().values():
-            target = {"Id": instance_id, "Port": group.target_port}
-            self.elb.deregister_targets(TargetGroupArn=group.target_group_arn, Targets=[target])
+    def deregister(self, instance_id: str, port: int) -> None:
+        """Out of one pool port's target group (one call: drain/undrain undo it port by port)."""
+        group = self.groups()[port]
+        target = {"Id": instance_id, "Port": group.target_port}
+        self.elb.deregister_targets(TargetGroupArn=group.target_group_arn, Targets=[target])
 
-    def register(self, instance_id: str) -> None:
-        for group in self.groups().values():
-            target = {"Id": instance_id, "Port": group.target_port}
-            self.elb.register_targets(TargetGroupArn=group.target_group_arn, Targets=[target])
+    def register(self, instance_id: str, port: int) -> None:
+        group = self.groups()[port]
+        target = {"Id": instance_id, "Port": group.target_port}
+        self.elb.register_targets(TargetGroupArn=group.target_group_arn, Targets=[target])
 
     def _describe_health(self, group: PortGroup, instance_id: str | None) -> list[dict[str, Any]]:
         targets = {} if instance_id is None else {"Targets": [{"Id": instance_id, "Port": group.target_port}]}
