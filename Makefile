@@ -23,13 +23,13 @@ up:
 	@$(MAKE) --no-print-directory venv
 	@pulumi whoami >/dev/null 2>&1 || pulumi login --local
 	@pulumi stack select "$(STACK)" 2>/dev/null || pulumi stack init "$(STACK)"
-	pulumi up --stack "$(STACK)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" pulumi up --stack "$(STACK)"
 
 preview:
 	@./scripts/require-pulumi
 	@$(MAKE) --no-print-directory venv
 	@pulumi whoami >/dev/null 2>&1 || pulumi login --local
-	pulumi preview --stack "$(STACK)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" pulumi preview --stack "$(STACK)"
 
 destroy:
 	@./scripts/require-pulumi
@@ -37,10 +37,13 @@ destroy:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# pe-lb itself too (editable, no dependencies): its poolctl command, which the health gate runs
+# from PATH (make up puts $(VENV)/bin first).
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv "$(VENV)"
 	"$(VENV)/bin/pip" install --quiet --upgrade pip
 	"$(VENV)/bin/pip" install --quiet -r requirements.txt
+	"$(VENV)/bin/pip" install --quiet --no-deps --no-build-isolation -e .
 	touch "$@"
 
 lint: venv

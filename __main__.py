@@ -98,7 +98,10 @@ if settings.wait_for_healthy:
                 "timeout_seconds": settings.wait_for_healthy_timeout_seconds,
                 # The account and role the AWS provider uses, so the gate reads the same pool.
                 "aws": stack_config.aws_provider_settings(pulumi.Config("aws")),
-                "rerun_on": [compile_masters.instance_ids],
+                # One wait per compile master in rotation, made again only when it is new: an
+                # update waits for what it adds or replaces; a sick one elsewhere never blocks it.
+                "instance_ids": [instance.id for instance in compile_masters.instances],
+                "drained": settings.drained_compile_masters,
             },
             opts=pulumi.ResourceOptions(depends_on=[load_balancer, compile_masters]),
         )

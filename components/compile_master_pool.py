@@ -281,6 +281,8 @@ class CompileMasterPool(pulumi.ComponentResource):
             instances.append(instance)
             certnames.append(certname)
 
+        self.instances = instances
+        """The instances themselves, in pool order (Python only: PoolHealthGate's instance_ids)."""
         self.instance_ids = pulumi.Output.all(*[instance.id for instance in instances])
         self.private_ips = pulumi.Output.all(*[instance.private_ip for instance in instances])
         self.certnames = pulumi.Output.all(*certnames)

@@ -331,14 +331,19 @@ class World:
             raise StepFailedError(f"{' '.join(argv[:2])}: {result.stderr.strip()}")
 
     def _health_gate(self, op: str, resource: Recorded) -> None:
-        """`poolctl wait-healthy --load-balancer ARN`: every registered target healthy, in each
-        target group of the load balancer's listeners."""
+        """`poolctl wait-healthy --load-balancer ARN [--instance ID]...`: every registered target (or
+        each one named) healthy, in each target group of the load balancer's listeners."""
         if op.startswith("delete"):
             return
-        argv = shlex.split(resource.inputs["create"])
+        argv = shlex.split(resource.inputs["create"].rsplit("; ", 1)[1])
         arn = argv[argv.index("--load-balancer") + 1]
+        waited_for = {argv[i + 1] for i, flag in enumerate(argv) if flag == "--instance"}
         groups = [group for (lb, _), group in self.listeners.items() if lb == arn]
         targets = [target for group in groups for target in self.target_groups[group]]
+        if waited_for:
+            # `--instance ID`: that compile master, registered and healthy in every group.
+            missing = [i for i in waited_for for group in groups if i not in self.target_groups[group]]
+            targets = [target for target in targets if target in waited_for] + missing
         sick = [
             target
             for target in targets

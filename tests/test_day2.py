@@ -36,9 +36,12 @@ def change(stack_config: dict[str, Any], **after: Any) -> Plan:
 
 def test_scaling_out_updates_pe_repo_and_replaces_nothing(stack_config: dict[str, Any]) -> None:
     result = change(stack_config, compileMasterCount=4)
-    # Only the health gate, a local command that reverts nothing: it waits again for the new one.
-    assert result.names("replace") == {"pe-lb-wait-healthy"}
-    assert result.names("create") == {"pe-lb-3", "pe-lb-3-join", "pe-lb-3-8140", "pe-lb-3-8142"}
+    assert result.names("replace") == set()
+    # The gate waits for the one it adds, and only for it: a sick compile master elsewhere never blocks it.
+    assert result.names("create") == {
+        "pe-lb-3", "pe-lb-3-join", "pe-lb-3-8140", "pe-lb-3-8142", "pe-lb-wait-healthy-3",
+    }  # fmt: skip
+    assert {result.op(GATE, f"pe-lb-wait-healthy-{i}") for i in range(3)} == {"same"}
     # The new compile master goes into the command text: an update, so its delete (unset) never runs.
     assert result.op(COMMAND, "pe-lb-pe-repo") == "update"
     assert result.changed(COMMAND, "pe-lb-pe-repo") == {"create", "update"}
@@ -48,8 +51,10 @@ def test_scaling_out_updates_pe_repo_and_replaces_nothing(stack_config: dict[str
 
 def test_scaling_in_removes_one_compile_master_and_replaces_nothing(stack_config: dict[str, Any]) -> None:
     result = change(stack_config, compileMasterCount=2)
-    assert result.names("replace") == {"pe-lb-wait-healthy"}
-    assert result.names("delete") == {"pe-lb-2", "pe-lb-2-join", "pe-lb-2-8140", "pe-lb-2-8142"}
+    assert result.names("replace") == set()
+    assert result.names("delete") == {
+        "pe-lb-2", "pe-lb-2-join", "pe-lb-2-8140", "pe-lb-2-8142", "pe-lb-wait-healthy-2",
+    }  # fmt: skip
     assert result.op(COMMAND, "pe-lb-pe-repo") == "update"
 
 
@@ -77,12 +82,13 @@ def test_a_new_image_or_type_replaces_compile_masters_by_joining_new_ones_first(
     assert result.op(COMMAND, "pe-lb-pe-repo") == "update"
     assert result.op(COMMAND, "pe-lb-pe-agent") == "same"
     assert result.op(LOAD_BALANCER, "pe-lb-nlb") == "same"
-    # The health gate waits again, after the new attachments: the old leave only once the new are healthy.
-    assert result.op(GATE, "pe-lb-wait-healthy") == "replace"
+    # Each wait of the gate runs again for its new compile master, after the new attachments:
+    # the old ones leave only once the new are healthy.
+    assert result.names("replace", GATE) == {f"pe-lb-wait-healthy-{i}" for i in range(3)}
     graph = result.after
-    gate = graph.one(GATE)
-    for attachment in graph.of_type(ATTACHMENT):
-        assert graph.depends_on(gate, attachment)
+    for gate in graph.of_type(GATE):
+        for attachment in graph.of_type(ATTACHMENT):
+            assert graph.depends_on(gate, attachment)
 
 
 def test_appending_a_subnet_moves_no_compile_master(stack_config: dict[str, Any]) -> None:
@@ -171,14 +177,16 @@ def test_switching_the_health_check_to_tcp_updates_the_target_groups(stack_confi
 
 def test_draining_a_compile_master_takes_only_it_out_of_rotation(stack_config: dict[str, Any]) -> None:
     result = change(stack_config, drainedCompileMasters=[1])
-    assert result.names("delete") == {"pe-lb-1-8140", "pe-lb-1-8142"}
+    # Out of both target groups, and no longer waited for by the gate.
+    assert result.names("delete") == {"pe-lb-1-8140", "pe-lb-1-8142", "pe-lb-wait-healthy-1"}
     assert result.names("replace") == set()
     # Still joined to PE, and still a compile master pe_repo waits for.
     assert result.op(COMMAND, "pe-lb-1-join") == "same"
     assert result.op(COMMAND, "pe-lb-pe-repo") == "same"
     assert result.after.outputs["drainedCompileMasterIds"] == [result.after.outputs["compileMasterIds"][1]]
     undrained = plan(result.after, run_main(stack_config))
-    assert undrained.names("create") == {"pe-lb-1-8140", "pe-lb-1-8142"}
+    # Undrained, it is waited for again: the update waits until it is healthy.
+    assert undrained.names("create") == {"pe-lb-1-8140", "pe-lb-1-8142", "pe-lb-wait-healthy-1"}
 
 
 def test_a_new_image_deletes_the_old_compile_masters_last_dependents_first(

@@ -113,12 +113,12 @@ def test_pool_dns_name_is_the_address_every_name_is_in_the_certificates_and_the_
     names = ",".join(sorted(["puppet-pool.example.com", "next-pool.example.com", nlb_dns]))
     for instance in graph.of_type(INSTANCE):
         assert f"PE_POOL_NAMES={names}" in instance.inputs["userData"]
-    gate = graph.one("command:local:Command")
+    gates = graph.of_type("command:local:Command")
     for record in records.values():
         assert record.inputs["aliases"][0]["name"] == nlb_dns
         assert record.parent == graph.one("pe-lb:index:PoolDnsNames").urn
         # The names move to an NLB only once the pool behind it serves (an NLB rebuild).
-        assert graph.depends_on(record, gate)
+        assert all(graph.depends_on(record, gate) for gate in gates)
         for attachment in graph.of_type(ATTACHMENT):
             assert graph.depends_on(record, attachment)
         assert graph.depends_on(pe_repo(graph), record)
@@ -147,26 +147,39 @@ def test_component_types_and_parents(graph: Graph) -> None:
         "pe-lb:index:PeRepoPoolAddress",
         "pe-lb:index:PeAgentPoolAddress",
         "pe-lb:index:PoolHealthGate",
-    }
+    }, "PoolDnsNames only with a hosted zone"
     for resource in graph.resources:
         if resource.custom:
             assert graph.by_urn(resource.parent).type.startswith("pe-lb:index:"), resource.name
 
 
-def test_wait_for_healthy_gates_the_pe_repo_command(stack_config: dict[str, Any]) -> None:
-    graph = run_main({**stack_config, "waitForHealthy": True, "waitForHealthyTimeoutSeconds": 600})
-    gate = graph.one("command:local:Command")
-    argv = shlex.split(gate.inputs["create"])
-    assert argv[1:4] == ["-m", "components.poolctl", "wait-healthy"]
-    assert argv[argv.index("--load-balancer") + 1] == graph.outputs["loadBalancerArn"]
-    assert argv[argv.index("--timeout") + 1] == "600"
-    for instance in graph.of_type(INSTANCE):
-        assert graph.depends_on(gate, instance)
-    assert graph.depends_on(pe_repo(graph), gate)
+def test_wait_for_healthy_gates_the_pe_repo_command_one_wait_per_compile_master_in_rotation(
+    stack_config: dict[str, Any],
+) -> None:
+    graph = run_main(
+        {
+            **stack_config,
+            "waitForHealthy": True,
+            "waitForHealthyTimeoutSeconds": 600,
+            "drainedCompileMasters": [1],
+        }
+    )
+    waits = {gate.name: gate for gate in graph.of_type("command:local:Command")}
+    assert sorted(waits) == ["pe-lb-wait-healthy-0", "pe-lb-wait-healthy-2"], "never a drained one"
+    for index in (0, 2):
+        gate = waits[f"pe-lb-wait-healthy-{index}"]
+        argv = shlex.split(gate.inputs["create"].rsplit("; ", 1)[1])
+        assert argv[:2] == ["poolctl", "wait-healthy"]
+        assert argv[argv.index("--load-balancer") + 1] == graph.outputs["loadBalancerArn"]
+        assert argv[argv.index("--timeout") + 1] == "600"
+        assert argv[argv.index("--instance") + 1] == graph.outputs["compileMasterIds"][index]
+        for attachment in graph.of_type(ATTACHMENT):
+            assert graph.depends_on(gate, attachment)
+        assert graph.depends_on(pe_repo(graph), gate)
 
 
 def test_the_health_gate_is_on_by_default_and_can_be_turned_off(
     graph: Graph, stack_config: dict[str, Any]
 ) -> None:
-    assert len(graph.of_type("command:local:Command")) == 1
+    assert len(graph.of_type("command:local:Command")) == 3
     assert run_main({**stack_config, "waitForHealthy": False}).of_type("command:local:Command") == []

@@ -316,6 +316,29 @@ def test_wait_healthy_sees_a_compile_master_come_back(pool: EmulatedPool) -> Non
     assert lines[-1].startswith("every compile master healthy after")
 
 
+def test_wait_healthy_for_the_compile_masters_an_update_adds_ignores_a_sick_one_elsewhere(
+    pool: EmulatedPool,
+) -> None:
+    """Issue 13: one stopped compile master blocked every deployment, the one replacing it too."""
+    sick, *added = pool.instance_ids[2], pool.instance_ids[0], pool.instance_ids[1]
+    pool.ec2.stop_instances(InstanceIds=[sick])
+    instances = [argument for instance in added for argument in ("--instance", instance)]
+    run = poolctl("wait-healthy", "--timeout", "30", "--interval", "0.05", *instances, *pool.cli_args())
+    assert run.code == 0, run.err
+    assert f"{', '.join(added)} healthy in every target group after" in run.err
+    blocked = poolctl(
+        "wait-healthy", "--timeout", "0.3", "--interval", "0.05", "--instance", sick, *pool.cli_args()
+    )
+    assert blocked.code == 1
+    assert f"waiting for {sick} healthy in every target group" in blocked.err
+
+
+def test_wait_healthy_refuses_an_instance_that_is_not_an_instance_id(pool: EmulatedPool) -> None:
+    run = poolctl("wait-healthy", "--instance", "i-0123\n", *pool.cli_args())
+    assert run.code == 2
+    assert "is not an EC2 instance id" in run.err
+
+
 # --- account and endpoint faults ----------------------------------------------------------------
 
 
@@ -439,12 +462,15 @@ def test_persistent_throttling_gives_a_clear_error(
 def test_the_pulumi_health_gate_command_runs_poolctl(
     pool: EmulatedPool, account: tuple[str | None, str | None, str | None]
 ) -> None:
-    """The exact command line PoolHealthGate hands to pulumi-command, run as a process."""
-    command = wait_healthy_command(pool.load_balancer_arn, 60, *account)
-    env = {**os.environ, "AWS_ENDPOINT_URL": pool.endpoint}
+    """The exact command line PoolHealthGate hands to pulumi-command, run by a shell as pulumi-command
+    runs it, from another folder, with poolctl from PATH (this venv's, as `make up` puts first)."""
+    instance = pool.instance_ids[1]
+    command = wait_healthy_command(pool.load_balancer_arn, 60, *account, instances=[instance])
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    env = {**os.environ, "AWS_ENDPOINT_URL": pool.endpoint, "PATH": path}
     result = subprocess.run(
-        shlex.split(command),
-        cwd=PROJECT_DIR,
+        ["/bin/sh", "-c", command],
+        cwd="/",
         env=env,
         capture_output=True,
         text=True,
@@ -452,7 +478,7 @@ def test_the_pulumi_health_gate_command_runs_poolctl(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "every compile master healthy" in result.stderr
+    assert f"{instance} healthy in every target group" in result.stderr
 
 
 def test_undrain_refuses_an_instance_from_another_vpc(pool: EmulatedPool) -> None:

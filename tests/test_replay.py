@@ -301,7 +301,7 @@ def test_a_failed_step_leaves_the_old_compile_masters_until_the_next_up(
     tmp_path: Path, config: dict[str, Any]
 ) -> None:
     def gate(step: Step) -> bool:
-        return step.op == "create-replacement" and step.name == "pe-lb-wait-healthy"
+        return step.op == "create-replacement" and step.name == "pe-lb-wait-healthy-0"
 
     new_image = program({**config, "amiId": NEW_IMAGE})
     with pool(tmp_path, config) as world:
@@ -321,7 +321,7 @@ def test_a_failed_step_leaves_the_old_compile_masters_until_the_next_up(
         assert served(second), second.report()
         # The next update retries the gate, then deletes what the first one left, at its end.
         deleted = [s for s in second.ran if s.op == "delete-replaced"]
-        assert {s.name for s in deleted} == pending | {"pe-lb-wait-healthy"}
+        assert {s.name for s in deleted} == pending | {"pe-lb-wait-healthy-0", "pe-lb-wait-healthy-1"}
         assert all(s.op.startswith("delete") for s in second.ran[second.ran.index(deleted[0]) :])
         assert world.state.pending_delete == []
         assert world.primary.signed.isdisjoint(old) and len(world.primary.signed) == 2

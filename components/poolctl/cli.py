@@ -418,9 +418,15 @@ def say_how_to_keep(context: Context, name: str, *, drain: bool) -> None:
 
 def cmd_wait_healthy(context: Context) -> int:
     pool = context.pool()
-    done, _, _ = wait_for(
-        context, pool.status, lambda status: status.all_healthy, "every compile master healthy"
-    )
+    instances = context.args.instances
+    if instances:
+        ready, what = (
+            (lambda status: all(status.is_healthy(i) for i in instances)),
+            (f"{', '.join(instances)} healthy in every target group"),
+        )
+    else:
+        ready, what = (lambda status: status.all_healthy), "every compile master healthy"
+    done, _, _ = wait_for(context, pool.status, ready, what)
     return EXIT_OK if done else EXIT_UNHEALTHY
 
 
@@ -760,6 +766,16 @@ def parser() -> argparse.ArgumentParser:
     undrain.add_argument("instance_id", metavar="INSTANCE_ID")
     undrain.set_defaults(run=cmd_undrain)
     wait = command("wait-healthy", [common, waiting], "block until all targets are healthy")
+    wait.add_argument(
+        "--instance",
+        dest="instances",
+        metavar="INSTANCE_ID",
+        action="append",
+        type=flag(checks.instance_id),
+        default=[],
+        help="wait only for this compile master, healthy in every target group (repeatable): "
+        "the health gate waits for what an update adds, so a sick one elsewhere never blocks it",
+    )
     wait.set_defaults(run=cmd_wait_healthy)
     check = command("probe", [common], "GET the status endpoint through the pool")
     check.add_argument(
