@@ -46,7 +46,7 @@ def read_script(file_name: str) -> str:
     return (SCRIPTS_DIR / file_name).read_text(encoding="utf-8")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def primary_script() -> str:
     """The primary's steps as one Python 3.6 file (``python3 - ACTION ...`` reads it on stdin).
 
