@@ -92,15 +92,18 @@ class PrimaryAccess:
         version = primary_script_version()
         target = f"{SCRIPT_DIR}/{version}.py"
         # Written to a temporary file, checked against its hash, then renamed: a reader never
-        # sees half a script, and `current.py` moves to the new version in one rename.
+        # sees half a script, and `current.py` moves to the new version in one rename. Each
+        # component installs it, concurrently on a first `pulumi up`: the temporary names carry
+        # the shell's PID ($$), so no install truncates or moves another's.
         steps = (
             "set -e; umask 077; "
+            f"trap 'rm -f {target}.$$ {SCRIPT_DIR}/.current.$$' EXIT; "
             f"mkdir -p {SCRIPT_DIR}; "
-            f"cat > {target}.tmp; "
-            f'echo "{version}  {target}.tmp" | sha256sum -c --quiet; '
-            f"mv -f {target}.tmp {target}; "
-            f"ln -sfn {version}.py {SCRIPT_DIR}/.current.tmp; "
-            f"mv -Tf {SCRIPT_DIR}/.current.tmp {INSTALLED_SCRIPT}; "
+            f"cat > {target}.$$; "
+            f'echo "{version}  {target}.$$" | sha256sum -c --quiet; '
+            f"mv -f {target}.$$ {target}; "
+            f"ln -sfn {version}.py {SCRIPT_DIR}/.current.$$; "
+            f"mv -Tf {SCRIPT_DIR}/.current.$$ {INSTALLED_SCRIPT}; "
             f"echo pe-lb primary script {version[:12]} installed"
         )
         return f"{self._sudo}sh -c {shlex.quote(steps)}"

@@ -210,6 +210,27 @@ def test_a_script_that_arrives_damaged_is_not_installed(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert not (script_dir / "current.py").exists()
+    assert list(script_dir.iterdir()) == [], "nothing of the damaged copy is left"
+
+
+def test_concurrent_installs_of_the_script_all_succeed(tmp_path: Path) -> None:
+    """Each component installs the script; on a first `pulumi up` they run at once."""
+    environment, script_dir = remote_shell(tmp_path)
+    line = PrimaryAccess.checked(ACCESS).install_command().replace(SCRIPT_DIR, str(script_dir))
+    installs = [
+        subprocess.Popen(
+            ["sh", "-c", line], stdin=subprocess.PIPE, env=environment, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    for install in installs:
+        assert install.stdin is not None
+        install.stdin.write(primary_script())
+        install.stdin.close()
+    assert [install.wait(timeout=60) for install in installs] == [0] * 6
+    version = primary_script_version()
+    assert sorted(path.name for path in script_dir.iterdir()) == sorted(["current.py", f"{version}.py"])
+    assert (script_dir / "current.py").read_text() == primary_script()
 
 
 def test_without_python3_the_command_line_uses_platform_python(tmp_path: Path) -> None:
