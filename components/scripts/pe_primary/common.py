@@ -22,19 +22,25 @@ def one_line(text: str, limit: int = 500) -> str:
     return folded[-limit:]
 
 
-def run_checked(argv: List[str]) -> str:
-    """Standard output of ``argv``; StepError with its (uncoloured) error output if it fails."""
+def run(argv: List[str], merge_stderr: bool = False) -> "subprocess.CompletedProcess[str]":
+    """``argv`` run to its end, its output decoded as UTF-8 whatever the locale; StepError if it
+    cannot start. ``merge_stderr``: error output interleaved into stdout, as a Puppet run prints."""
     try:
-        result = subprocess.run(
+        return subprocess.run(
             argv,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             universal_newlines=True,
             encoding="utf-8",
             errors="replace",
         )
     except OSError as error:
         raise StepError(f"cannot run {argv[0]}: {error}") from None
+
+
+def run_checked(argv: List[str]) -> str:
+    """Standard output of ``argv``; StepError with its (uncoloured) error output if it fails."""
+    result = run(argv)
     if result.returncode != 0:
         raise StepError(
             "{} exited {}: {}".format(" ".join(argv[:3]), result.returncode, one_line(result.stderr))

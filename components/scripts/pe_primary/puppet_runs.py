@@ -2,10 +2,9 @@
 
 import json
 import os
-import subprocess
 import time
 
-from .common import StepError, one_line, say
+from .common import StepError, one_line, run, say
 from .constants import PUPPET_RUN_OK
 from .files import load_json, locked, read_text, replace
 from .settings import Settings
@@ -46,14 +45,7 @@ class Puppet:
             "--color",
             "false",
         ]
-        result = subprocess.run(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            universal_newlines=True,
-            encoding="utf-8",
-            errors="replace",
-        )
+        result = run(argv, merge_stderr=True)
         if result.returncode == 1 and os.path.exists(self.settings.run_lockfile):
             # Another run took the lock between the check and the start: wait for it, then run.
             return self.run(why)
