@@ -29,10 +29,15 @@ POOL = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[^\s/][^\s]{0,200}")
 HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
-def instance_id(value: str) -> str:
-    if not INSTANCE_ID.fullmatch(value):
-        raise ValueError(f"{value!r} is not an EC2 instance id (i-0123456789abcdef0)")
+def _matching(pattern: re.Pattern[str], value: Any, what: str) -> str:
+    """``value`` when it is a string ``pattern`` matches whole; else ValueError: it is not ``what``."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"{value!r} is not {what}")
     return value
+
+
+def instance_id(value: str) -> str:
+    return _matching(INSTANCE_ID, value, "an EC2 instance id (i-0123456789abcdef0)")
 
 
 def load_balancer(value: str) -> str:
@@ -45,12 +50,11 @@ def load_balancer(value: str) -> str:
 
 
 def load_balancer_arn(value: Any) -> str:
-    if not isinstance(value, str) or not LOAD_BALANCER_ARN.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a load balancer ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:"
-            "loadbalancer/net/NAME/ID)"
-        )
-    return value
+    return _matching(
+        LOAD_BALANCER_ARN,
+        value,
+        "a load balancer ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/net/NAME/ID)",
+    )
 
 
 def arn_region(arn: str) -> str:
@@ -59,15 +63,11 @@ def arn_region(arn: str) -> str:
 
 
 def region(value: str) -> str:
-    if not REGION.fullmatch(value):
-        raise ValueError(f"{value!r} is not an AWS region name (e.g. eu-west-1)")
-    return value
+    return _matching(REGION, value, "an AWS region name (e.g. eu-west-1)")
 
 
 def role_arn(value: str) -> str:
-    if not ROLE_ARN.fullmatch(value):
-        raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
-    return value
+    return _matching(ROLE_ARN, value, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
 
 
 def profile(value: str) -> str:
@@ -77,18 +77,15 @@ def profile(value: str) -> str:
 
 
 def stack(value: str) -> str:
-    if not STACK.fullmatch(value):
-        raise ValueError(f"{value!r} is not a Pulumi stack name (STACK, PROJECT/STACK or ORG/PROJECT/STACK)")
-    return value
+    return _matching(STACK, value, "a Pulumi stack name (STACK, PROJECT/STACK or ORG/PROJECT/STACK)")
 
 
 def pool(value: Any) -> str:
-    if not isinstance(value, str) or not POOL.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a pool identity: the {pe.POOL_TAG} tag's value, "
-            "PROJECT/STACK/COMPONENT (e.g. pe-lb/dev/pe-lb)"
-        )
-    return value
+    return _matching(
+        POOL,
+        value,
+        f"a pool identity: the {pe.POOL_TAG} tag's value, PROJECT/STACK/COMPONENT (e.g. pe-lb/dev/pe-lb)",
+    )
 
 
 def endpoint_url(value: str) -> str:
