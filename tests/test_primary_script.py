@@ -787,3 +787,13 @@ def test_a_failed_agent_set_puts_pe_agents_values_back(primary: StubPrimary) -> 
     assert failed.returncode == 1
     assert "PE Agent's pcp_broker_list, primary_uris, server_list put back" in failed.stderr
     assert primary.agent_settings() == before
+
+
+def test_leave_of_a_refused_request_the_ca_cannot_describe_removes_it(primary: StubPrimary) -> None:
+    """A repeated extension: the real CA answers 500 to certificate_status but deletes the request."""
+    primary.request_certificate(CM, duplicate_extension=True)
+    assert primary.run("join", CM, *JOIN).returncode == 1
+    result = primary.run("leave", CM)
+    assert result.returncode == 0, result.stderr
+    assert f"{CM} had only an unsigned request the CA could not read: removed it" in result.stdout
+    assert CM not in primary.requests and CM not in primary.certificates

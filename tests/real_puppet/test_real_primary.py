@@ -386,6 +386,13 @@ def test_a_hostile_request_the_real_ca_holds_is_refused_before_anything_changes(
     assert f"the certificate request of {hostile.certname} was refused, nothing was changed" in result.stderr
     assert REFUSED_BECAUSE[shape] in result.stderr, output(result)
     assert_nothing_done(real_primary, hostile.certname, revoked_before, reloads_before)
+    # The join command's delete (the instance replaced or gone): nothing was signed, so the leave
+    # removes the unsigned request through the real CA's API, where `ca clean` would refuse it.
+    left = real_primary.run_script("leave", hostile.certname)
+    assert left.returncode == 0, output(left)
+    assert f"{hostile.certname} had only an unsigned request" in left.stdout, output(left)
+    assert real_primary.ca_status(hostile.certname)[0] == 404
+    assert_nothing_done(real_primary, hostile.certname, revoked_before, reloads_before)
 
 
 def test_a_ca_conf_without_the_compiler_settings_refuses_before_anything_changes(

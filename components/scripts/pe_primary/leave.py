@@ -7,10 +7,23 @@
 """
 
 import time
+from typing import Any, Dict
 
-from .common import run_checked, say
+from .common import StepError, run_checked, say
 from .constants import PE_INFRASTRUCTURE_AGENT_GROUP
 from .primary import Primary
+
+
+def _status(primary: Primary, certname: str) -> Dict[str, Any]:
+    """What the CA holds for ``certname`` ({} for nothing). A request it cannot describe (it answers
+    500 for one with a repeated extension) is never signed: removed through the API, which does."""
+    try:
+        return primary.ca.status(certname) or {}
+    except StepError as failure:
+        if "HTTP 500" not in str(failure):
+            raise
+        primary.ca.remove(certname)
+        return {"state": "removed"}
 
 
 def leave(primary: Primary, certname: str) -> None:
@@ -19,8 +32,10 @@ def leave(primary: Primary, certname: str) -> None:
         say(f"waiting {args.drain_seconds:.0f} s for connections to {certname} to drain")
         time.sleep(args.drain_seconds)
     changed = False
-    status = primary.ca.status(certname)
-    if status is None:
+    status = _status(primary, certname)
+    if status.get("state") == "removed":
+        say(f"{certname} had only an unsigned request the CA could not read: removed it")
+    elif not status:
         say(f"{certname} has no certificate on the CA: already purged")
     elif status.get("state") == "requested":
         # Never signed (its join refused it or never ran): nothing to revoke; `puppet node purge`
