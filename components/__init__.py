@@ -1,6 +1,7 @@
 """Reusable Pulumi components for a PE compile-master pool behind an AWS NLB.
 
-    from pe_lb import CompileMasterPool, PeAgentPoolAddress, PeRepoPoolAddress, PuppetLoadBalancer
+    from pe_lb import PeCompilerPool          # the whole pool, wired in the safe order
+    from pe_lb import CompileMasterPool, PuppetLoadBalancer, ...   # its parts, for your own wiring
 
 (``components`` inside this project's own folder.) The components load on first use, so
 ``pe_lb.pe`` (ports, status paths, timing) imports without the provider SDKs: the policy
@@ -12,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .compile_master_pool import CompileMasterPool, CompileMasterPoolArgs
+    from .compiler_pool import PeCompilerPool, PeCompilerPoolArgs
     from .load_balancer import PuppetLoadBalancer, PuppetLoadBalancerArgs
     from .pe_agent import PeAgentPoolAddress, PeAgentPoolAddressArgs
     from .pe_repo import PeRepoPoolAddress, PeRepoPoolAddressArgs
+    from .pool_alarms import PoolAlarms, PoolAlarmsArgs
+    from .pool_dashboard import PoolDashboard, PoolDashboardArgs
     from .pool_dns import PoolDnsNames, PoolDnsNamesArgs
     from .pool_health_gate import PoolHealthGate, PoolHealthGateArgs
     from .primary import PrimaryAccessArgs
@@ -22,10 +26,16 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "CompileMasterPool": "compile_master_pool",
     "CompileMasterPoolArgs": "compile_master_pool",
+    "PeCompilerPool": "compiler_pool",
+    "PeCompilerPoolArgs": "compiler_pool",
     "PeAgentPoolAddress": "pe_agent",
     "PeAgentPoolAddressArgs": "pe_agent",
     "PeRepoPoolAddress": "pe_repo",
     "PeRepoPoolAddressArgs": "pe_repo",
+    "PoolAlarms": "pool_alarms",
+    "PoolAlarmsArgs": "pool_alarms",
+    "PoolDashboard": "pool_dashboard",
+    "PoolDashboardArgs": "pool_dashboard",
     "PoolDnsNames": "pool_dns",
     "PoolDnsNamesArgs": "pool_dns",
     "PoolHealthGate": "pool_health_gate",
@@ -40,8 +50,14 @@ __all__ = [
     "CompileMasterPoolArgs",
     "PeAgentPoolAddress",
     "PeAgentPoolAddressArgs",
+    "PeCompilerPool",
+    "PeCompilerPoolArgs",
     "PeRepoPoolAddress",
     "PeRepoPoolAddressArgs",
+    "PoolAlarms",
+    "PoolAlarmsArgs",
+    "PoolDashboard",
+    "PoolDashboardArgs",
     "PoolDnsNames",
     "PoolDnsNamesArgs",
     "PoolHealthGate",

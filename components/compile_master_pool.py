@@ -206,6 +206,10 @@ class CompileMasterPool(pulumi.ComponentResource):
                     hostname_type="resource-name",
                     enable_resource_name_dns_a_record=True,
                 ),
+                # EC2 moves the instance to healthy hardware after a failed system status check
+                # (same id, IP, volumes: same certname). Stated, not left to the account's default;
+                # PoolAlarms adds an alarm that recovers explicitly and pages.
+                maintenance_options=aws.ec2.InstanceMaintenanceOptionsArgs(auto_recovery="default"),
                 metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                     http_endpoint="enabled",
                     http_tokens="required",

@@ -68,6 +68,11 @@ lists, and registers, only instances carrying its own pool's value; a preview fi
 own NLB by it."""
 
 
+def alarm_name_prefix(pool: str) -> str:
+    """How every CloudWatch alarm of a pool (PoolAlarms) begins: its pool identity, then a space."""
+    return f"{pool} "
+
+
 def pool_identity(project: str, stack: str, component: str) -> str:
     """The value of POOL_TAG: ``<pulumi project>/<stack>/<CompileMasterPool's name>``."""
     return f"{project}/{stack}/{component}"
@@ -171,3 +176,48 @@ def instance_certname(instance_arn: str) -> str:
     region, instance_id = match.groups()
     domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
     return f"{instance_id}.{domain}"
+
+
+@dataclass(frozen=True)
+class AlarmTiming:
+    """How long CloudWatch waits before an alarm about the pool fires (periods of one minute).
+
+    EC2 publishes status checks every minute; the NLB publishes target health every minute.
+    """
+
+    period_seconds: int = 60
+    system_check_minutes: int = 2
+    """A failed system status check (the host: power, network, hardware) for this long recovers the
+    instance on new hardware: same instance id, private IP, volumes, so the same certname."""
+    instance_check_minutes: int = 3
+    """A failed instance status check (the OS: kernel, memory, network config) for this long reboots it."""
+    below_floor_minutes: int = 2
+    """Fewer healthy compile masters than the floor for this long pages: capacity is short now."""
+
+
+DEFAULT_UNHEALTHY_TARGET_MINUTES = 5
+"""A compile master out of rotation this long is not a restart (puppetserver starts in 1-3
+minutes): someone should look."""
+UNHEALTHY_TARGET_MINUTES_RANGE = (1, 60)
+
+
+@dataclass(frozen=True)
+class CompilerSizing:
+    """PE's published figures for sizing compile masters (the figures `poolctl size` uses).
+
+    PE's hardware guidance: a compile master serves roughly 1,500 to 3,000 agents at the default
+    30-minute run interval; puppetserver runs about 0.75 JRuby instances per CPU
+    (max-active-instances), each wanting about 512 MB of JVM heap.
+    """
+
+    agents_low: int = 1500
+    agents_high: int = 3000
+    run_interval_minutes: int = 30
+    reference_cpus: int = 4
+    """The compile master those agent figures are for: PE's minimum of 4 CPUs."""
+    jrubies_per_cpu: float = 0.75
+    jruby_heap_mb: int = 512
+
+
+INSTANCE_SIZES = (("m6i.xlarge", 4, 16), ("m6i.2xlarge", 8, 32), ("m6i.4xlarge", 16, 64))
+"""Instance types `poolctl size` picks from: name, vCPUs, GiB (the default first)."""

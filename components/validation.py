@@ -18,18 +18,18 @@ T = TypeVar("T")
 def checked(value: Any, check: Callable[[Any], T]) -> "T | pulumi.Output[T]":
     """``check(value)`` now when the value is known (errors before anything is declared), else on
     the value once it resolves: a list given as one Output (``vpc.private_subnet_ids``) works."""
-    if _known(value):
+    if known(value):
         return check(value)
     return pulumi.Output.from_input(value).apply(check)
 
 
-def _known(value: Any) -> bool:
+def known(value: Any) -> bool:
     if isinstance(value, pulumi.Output) or hasattr(value, "__await__"):
         return False
     if isinstance(value, dict):
-        return all(_known(item) for item in value.values())
+        return all(known(item) for item in value.values())
     if isinstance(value, list | tuple):
-        return all(_known(item) for item in value)
+        return all(known(item) for item in value)
     return True
 
 

@@ -7,7 +7,10 @@ Pulumi infers the package schema from the components' typed Args and outputs
 from pe_lb import (
     CompileMasterPool,
     PeAgentPoolAddress,
+    PeCompilerPool,
     PeRepoPoolAddress,
+    PoolAlarms,
+    PoolDashboard,
     PoolDnsNames,
     PoolHealthGate,
     PuppetLoadBalancer,
@@ -15,12 +18,15 @@ from pe_lb import (
 from pulumi.provider.experimental import component_provider_host
 
 COMPONENTS = [
+    PeCompilerPool,
     PuppetLoadBalancer,
     CompileMasterPool,
     PoolHealthGate,
     PoolDnsNames,
     PeRepoPoolAddress,
     PeAgentPoolAddress,
+    PoolAlarms,
+    PoolDashboard,
 ]
 
 if __name__ == "__main__":

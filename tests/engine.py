@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.harness import Graph, Recorded
+from tests.harness import Graph, Recorded, engine_urn
 
 Path = tuple[str | int, ...]
 """A property path, as the engine's resource.PropertyPath: keys and list indexes."""
@@ -74,6 +74,10 @@ FORCE_NEW: dict[str, set[str]] = {
     "aws:ec2/securityGroup:SecurityGroup": {"vpcId", "name", "description"},
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": {"securityGroupId"},
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": {"securityGroupId"},
+    # internal/service/cloudwatch/metric_alarm.go and dashboard.go: ForceNew on alarm_name and
+    # dashboard_name; thresholds, dimensions, actions and the body change in place.
+    "aws:cloudwatch/metricAlarm:MetricAlarm": {"name"},
+    "aws:cloudwatch/dashboard:Dashboard": {"dashboardName"},
 }
 """Inputs the AWS provider replaces a resource for: any change at or under each path."""
 
@@ -122,11 +126,13 @@ class State:
 
     resources: list[Recorded] = field(default_factory=list)
     pending_delete: list[Recorded] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    """URNs of the component resources (state without values): aliases may match them too."""
 
     @classmethod
     def of(cls, graph: Graph) -> State:
         """The state a successful `pulumi up` of ``graph`` leaves (first deployment: mocks' values)."""
-        return cls([_with_id(r) for r in graph.resources if r.custom])
+        return cls([_with_id(r) for r in graph.resources if r.custom], [], _components(graph))
 
     def live(self, urn: str) -> Recorded | None:
         return next((r for r in self.resources if r.urn == urn), None)
@@ -149,7 +155,7 @@ class State:
             self.resources = [r for r in self.resources if r is not step.old]
 
     def copy(self) -> State:
-        return State(list(self.resources), list(self.pending_delete))
+        return State(list(self.resources), list(self.pending_delete), list(self.components))
 
 
 @dataclass
@@ -185,6 +191,7 @@ class Plan:
         state = self.before.copy()
         for step in self.steps:
             state.apply(step)
+        state.components = _components(self.after)
         return state
 
     def _urn(self, type_token: str, name: str) -> str:
@@ -209,7 +216,7 @@ def plan(before: Graph | State, after: Graph) -> Plan:
     Follows ``GenerateSteps`` for each resource in registration order, then ``GenerateDeletes``
     and ``ScheduleDeletes`` once the program is done (``performPostSteps``).
     """
-    state = before if isinstance(before, State) else State.of(before)
+    state = taken_over_by_aliases(before if isinstance(before, State) else State.of(before), after)
     values = _stack_values(state, after)
     steps: list[Step] = []
     registered: set[str] = set()
@@ -227,6 +234,84 @@ def plan(before: Graph | State, after: Graph) -> Plan:
     pending = [s.old for s in steps if s.op == "create-replacement" and s.urn not in deleted_first]
     deletes = generate_deletes(state, registered, deleted_first, [r for r in pending if r is not None])
     return Plan(steps + schedule_deletes(deletes), state, after)
+
+
+def _components(graph: Graph) -> list[str]:
+    return [r.urn for r in graph.resources if not r.custom]
+
+
+def taken_over_by_aliases(state: State, after: Graph) -> State:
+    """The state with each old resource a new one answers to (an alias) under the new URN.
+
+    ``getOldResource``: a resource is looked up by its URN, then by each alias in order; one
+    found by an alias is the same resource (diffed, never created and deleted), and the
+    snapshot's references to it take its new URN. ``sg.aliases`` (what each parent was found
+    as) is what ``generateAliases`` multiplies out for the children.
+    """
+    olds = {r.urn for r in state.resources} | set(state.components)
+    found: dict[str, str] = {}
+    for goal in after.resources:
+        if goal.urn in olds:
+            continue
+        match = next((alias for alias in generate_aliases(goal, found) if alias in olds), None)
+        if match is not None:
+            found[goal.urn] = match
+    renamed = {old: new for new, old in found.items()}
+    if not renamed:
+        return state
+
+    def moved(resource: Recorded) -> Recorded:
+        return dataclasses.replace(
+            resource,
+            urn=renamed.get(resource.urn, resource.urn),
+            parent=renamed.get(resource.parent, resource.parent),
+            dependencies=[renamed.get(d, d) for d in resource.dependencies],
+            property_dependencies={
+                key: [renamed.get(d, d) for d in deps] for key, deps in resource.property_dependencies.items()
+            },
+        )
+
+    return State(
+        [moved(r) for r in state.resources],
+        [moved(r) for r in state.pending_delete],
+        [renamed.get(urn, urn) for urn in state.components],
+    )
+
+
+def generate_aliases(goal: Recorded, parents_found: Mapping[str, str]) -> list[str]:
+    """``generateAliases``: the resource's own aliases, then, when its parent was found by an
+    alias, the same place under the parent's old URN (``inheritedChildAlias``)."""
+    own = [*goal.aliases, *(collapse_alias_to_urn(goal, spec, parents_found) for spec in goal.alias_specs)]
+    result = list(own)
+    parent_alias = parents_found.get(goal.parent)
+    if parent_alias is not None:
+        parent_name = goal.parent.rsplit("::", 1)[1]
+        result.append(inherited_child_alias(goal.type, goal.name, parent_name, parent_alias))
+        for alias in own:
+            alias_type = alias.split("::")[2].rsplit("$", 1)[-1]
+            result.append(
+                inherited_child_alias(alias_type, alias.rsplit("::", 1)[1], parent_name, parent_alias)
+            )
+    return list(dict.fromkeys(result))
+
+
+def collapse_alias_to_urn(goal: Recorded, spec: Mapping[str, Any], parents_found: Mapping[str, str]) -> str:
+    """``collapseAliasToUrn``: the alias's name, type and parent, each defaulting to the resource's;
+    a parent found by an alias stands for its old URN; ``noParent`` (or the root stack) is none."""
+    parent = spec.get("parentUrn") or goal.parent
+    parent = parents_found.get(parent, parent)
+    if spec.get("noParent"):
+        parent = ""
+    return engine_urn(parent, spec.get("type") or goal.type, spec.get("name") or goal.name)
+
+
+def inherited_child_alias(child_type: str, child_name: str, parent_name: str, parent_alias: str) -> str:
+    """``inheritedChildAlias``: the child under its parent's old URN; a name built on the parent's
+    (``{parent}-details``) takes the parent's old name in front."""
+    alias_name = child_name
+    if child_name.startswith(parent_name):
+        alias_name = parent_alias.rsplit("::", 1)[1] + child_name[len(parent_name) :]
+    return engine_urn(parent_alias, child_type, alias_name)
 
 
 def _generate_steps_from_diff(

@@ -94,6 +94,8 @@ class Recorded:
     replace_with: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     """Former URNs this resource answers to (given as URNs)."""
+    alias_specs: list[dict[str, Any]] = field(default_factory=list)
+    """Former places given as parts (name, type, parentUrn, noParent): the engine makes URNs of them."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -141,31 +143,71 @@ class Graph:
         )
 
 
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def engine_urn(parent: str, type_token: str, name: str) -> str:
+    """The URN the engine gives a resource: its parent's whole type chain, then its type and name
+    (pulumi/pulumi sdk/go/common/resource/urn.go, ``CreateURN``; the root stack's type is left out).
+
+    The mock monitor keeps only the parent's own type, so a resource moved under a new component
+    would keep its URN there; the graph records the engine's.
+    """
+    chain = type_token
+    if parent:
+        parent_chain = parent.split("::")[2]
+        if parent_chain != ROOT_STACK_TYPE:
+            chain = f"{parent_chain}${type_token}"
+    return f"urn:pulumi:{STACK}::{PROJECT}::{chain}::{name}"
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.recorded: list[Recorded] = []
+        self.engine_urns: dict[str, str] = {}
+        """The mock monitor's URN of each resource -> the engine's."""
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        if request.type != "pulumi:pulumi:Stack":
+        urns = self.engine_urns
+        parent = urns.get(request.parent, request.parent)
+        urn = (
+            response.urn
+            if request.type == ROOT_STACK_TYPE
+            else engine_urn(parent, request.type, request.name)
+        )
+        urns[response.urn] = urn
+        if request.type != ROOT_STACK_TYPE:
             self.recorded.append(
                 Recorded(
-                    urn=response.urn,
+                    urn=urn,
                     type=request.type,
                     name=request.name,
                     raw_inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
-                    parent=request.parent,
-                    dependencies=list(request.dependencies),
+                    parent=parent,
+                    dependencies=[urns.get(d, d) for d in request.dependencies],
                     custom=request.custom,
-                    property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                    property_dependencies={
+                        k: [urns.get(d, d) for d in v.urns] for k, v in request.propertyDependencies.items()
+                    },
                     outputs=reveal(pulumi.runtime.rpc.deserialize_properties(response.object)),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     replace_on_changes=list(request.replaceOnChanges),
                     delete_before_replace=request.deleteBeforeReplace,
                     ignore_changes=list(request.ignoreChanges),
-                    replace_with=list(request.replace_with),
+                    replace_with=[urns.get(u, u) for u in request.replace_with],
                     aliases=[*request.aliasURNs, *(alias.urn for alias in request.aliases if alias.urn)],
+                    alias_specs=[
+                        {
+                            "name": alias.spec.name,
+                            "type": alias.spec.type,
+                            "parentUrn": urns.get(alias.spec.parentUrn, alias.spec.parentUrn),
+                            "noParent": alias.spec.noParent,
+                        }
+                        for alias in request.aliases
+                        if alias.HasField("spec")
+                    ],
                 )
             )
         return response
@@ -302,12 +344,30 @@ def run_main(
     ``transformation`` changes resources on their way to the engine, as a user's own
     program might (runs in the SDK, so it works under mocks).
     """
+    return run_file(
+        PROJECT_DIR / "__main__.py",
+        config,
+        secret_keys,
+        expect_error=expect_error,
+        transformation=transformation,
+    )
+
+
+def run_file(
+    path: Path,
+    config: Mapping[str, Any],
+    secret_keys: tuple[str, ...] = ("sshPrivateKey",),
+    *,
+    expect_error: bool = False,
+    transformation: Transformation | None = None,
+) -> Graph:
+    """Run the Pulumi program in ``path`` with this project's stack config."""
     present = tuple(key for key in secret_keys if key in config)
 
     def program() -> None:
         if transformation is not None:
             pulumi.runtime.register_stack_transformation(transformation)
-        runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(path), run_name="__main__")
 
     return run(program, config, present, expect_error=expect_error)
 

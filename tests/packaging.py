@@ -12,7 +12,10 @@ from pulumi.provider.experimental.schema import generate_schema
 from components import (
     CompileMasterPool,
     PeAgentPoolAddress,
+    PeCompilerPool,
     PeRepoPoolAddress,
+    PoolAlarms,
+    PoolDashboard,
     PoolDnsNames,
     PoolHealthGate,
     PuppetLoadBalancer,
@@ -20,12 +23,15 @@ from components import (
 from tests.harness import PROJECT_DIR
 
 COMPONENTS = [
+    PeCompilerPool,
     PuppetLoadBalancer,
     CompileMasterPool,
     PoolHealthGate,
     PoolDnsNames,
     PeRepoPoolAddress,
     PeAgentPoolAddress,
+    PoolAlarms,
+    PoolDashboard,
 ]
 
 

@@ -2,6 +2,7 @@
 turned into the engine's steps, in its order (tests/engine.py); then each engine rule on a small
 graph of its own."""
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -27,6 +28,8 @@ TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LISTENER = "aws:lb/listener:Listener"
 RECORD = "aws:route53/record:Record"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 DNS = {"poolDnsName": "puppet-pool.example.com", "hostedZoneId": "Z0123456789ABC"}
 
 
@@ -40,8 +43,14 @@ def test_scaling_out_updates_pe_repo_and_replaces_nothing(stack_config: dict[str
     # The gate waits for the one it adds, and only for it: a sick compile master elsewhere never blocks it.
     assert result.names("create") == {
         "pe-lb-3", "pe-lb-3-join", "pe-lb-3-8140", "pe-lb-3-8142", "pe-lb-wait-healthy-3",
+        "pe-lb-3-recover", "pe-lb-3-reboot",
     }  # fmt: skip
     assert {result.op(GATE, f"pe-lb-wait-healthy-{i}") for i in range(3)} == {"same"}
+    # The floor follows the pool (all but one); the alarm keeps its name and history.
+    for port in (8140, 8142):
+        assert result.op(ALARM, f"pe-lb-{port}-below-floor") == "update"
+        assert result.changed(ALARM, f"pe-lb-{port}-below-floor") == {"threshold", "alarmDescription"}
+    assert result.changed(DASHBOARD, "pe-lb-dashboard") == {"dashboardBody"}
     # The new compile master goes into the command text: an update, so its delete (unset) never runs.
     assert result.op(COMMAND, "pe-lb-pe-repo") == "update"
     assert result.changed(COMMAND, "pe-lb-pe-repo") == {"create", "update"}
@@ -54,6 +63,7 @@ def test_scaling_in_removes_one_compile_master_and_replaces_nothing(stack_config
     assert result.names("replace") == set()
     assert result.names("delete") == {
         "pe-lb-2", "pe-lb-2-join", "pe-lb-2-8140", "pe-lb-2-8142", "pe-lb-wait-healthy-2",
+        "pe-lb-2-recover", "pe-lb-2-reboot",
     }  # fmt: skip
     assert result.op(COMMAND, "pe-lb-pe-repo") == "update"
 
@@ -354,3 +364,26 @@ def test_a_state_applies_a_replacement_as_the_engine_does() -> None:
     assert [r.name for r in result.next_state().resources] == ["first"]
     assert State.of(before).resources[0].outputs["id"] == "first-id"
     assert result.next_state().resources[0].outputs["id"] != "first-id", "a replacement has a new id"
+
+
+def test_a_stack_deployed_before_alarms_gets_them_without_touching_a_compile_master(
+    stack_config: dict[str, Any],
+) -> None:
+    """pe-lb before PeCompilerPool declared no maintenance options, alarms or dashboard: the next
+    `up` updates each instance in place (ModifyInstanceMaintenanceOptions: no stop, no new
+    certificate) and creates the rest."""
+    graph = run_main(stack_config)
+    dropped = "maintenanceOptions"
+    before = dataclasses.replace(
+        graph,
+        resources=[
+            dataclasses.replace(r, raw_inputs={k: v for k, v in r.raw_inputs.items() if k != dropped})
+            for r in graph.resources
+            if r.type not in (ALARM, DASHBOARD)
+        ],
+    )
+    result = plan(before, run_main(stack_config))
+    assert result.names("replace") == set() and result.names("delete") == set()
+    assert {result.op(INSTANCE, f"pe-lb-{i}") for i in range(3)} == {"update"}
+    assert {result.changed(INSTANCE, f"pe-lb-{i}") for i in range(3)} == {frozenset({"maintenanceOptions"})}
+    assert {s.type for s in result.steps if s.op == "create"} == {ALARM, DASHBOARD}

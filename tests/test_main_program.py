@@ -142,6 +142,9 @@ def test_without_pool_dns_name_certificates_name_the_nlb(graph: Graph) -> None:
 def test_component_types_and_parents(graph: Graph) -> None:
     components = {c.type for c in graph.resources if not c.custom}
     assert components == {
+        "pe-lb:index:PeCompilerPool",
+        "pe-lb:index:PoolAlarms",
+        "pe-lb:index:PoolDashboard",
         "pe-lb:index:PuppetLoadBalancer",
         "pe-lb:index:CompileMasterPool",
         "pe-lb:index:PeRepoPoolAddress",

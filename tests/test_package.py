@@ -44,8 +44,9 @@ def test_a_program_with_its_own_components_package_uses_pe_lb(installed: Path, t
     assert result["components"] == str(program / "components" / "__init__.py")
     assert result["pe_lb"] == str(installed / "pe_lb" / "__init__.py")
     assert {
-        "pe-lb:index:PuppetLoadBalancer", "pe-lb:index:CompileMasterPool",
-        "pe-lb:index:PeRepoPoolAddress", "pe-lb:index:PeAgentPoolAddress",
+        "pe-lb:index:PeCompilerPool", "pe-lb:index:PuppetLoadBalancer", "pe-lb:index:CompileMasterPool",
+        "pe-lb:index:PoolHealthGate", "pe-lb:index:PeRepoPoolAddress", "pe-lb:index:PeAgentPoolAddress",
+        "pe-lb:index:PoolAlarms", "pe-lb:index:PoolDashboard",
     } <= set(result["types"])  # fmt: skip
     assert len(result["outputs"]["compileMasterCertnames"]) == 3
     assert not result["plaintext_has_key"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
+import boto3
 import pytest
 import requests
 from botocore.stub import Stubber
@@ -34,7 +35,7 @@ from moto.server import ThreadedMotoServer
 from components import pe
 from components.pool_health_gate import wait_healthy_command
 from components.poolctl import cli
-from components.poolctl.pool import HEALTHY, PoolError, TargetHealth
+from components.poolctl.pool import HEALTHY, Pool, PoolError, TargetHealth
 from tests.aws_emulator import POOL, REGION, EmulatedPool, build_pool, free_port
 from tests.harness import PROJECT_DIR
 
@@ -1044,3 +1045,71 @@ def test_a_stack_command_reads_the_stacks_outputs_once(pool: EmulatedPool, stub_
     assert run.code == 0, run.err
     calls = (stub_pulumi / "pulumi.calls").read_text().splitlines()
     assert calls == ["pulumi stack output --json --stack dev"]
+
+
+# --- alarms ------------------------------------------------------------------------------------
+
+
+def put_alarm(pool: EmulatedPool, name: str, state: str | None) -> None:
+    """An alarm as PoolAlarms makes one (put_metric_alarm), set to ``state`` (set_alarm_state)."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=pool.endpoint)
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/NetworkELB",
+        MetricName="HealthyHostCount",
+        Dimensions=[{"Name": "TargetGroup", "Value": "targetgroup/pe-lb-8140/abc"}],
+        Statistic="Minimum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=2,
+        ComparisonOperator="LessThanThreshold",
+    )
+    if state is not None:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"{name} is {state}")
+
+
+def test_status_shows_the_pools_alarms_in_alarm_and_exits_1(pool: EmulatedPool) -> None:
+    firing = f"{pe.alarm_name_prefix(POOL)}port 8140: too few healthy compile masters"
+    put_alarm(pool, firing, "ALARM")
+    put_alarm(pool, f"{pe.alarm_name_prefix(POOL)}port 8142: a compile master stays unhealthy", "OK")
+    put_alarm(
+        pool,
+        f"{pe.alarm_name_prefix('pe-lb/other/pe-lb')}port 8140: too few healthy compile masters",
+        "ALARM",
+    )
+    put_alarm(pool, f"{POOL}x port 8140", "ALARM")  # another pool whose name begins like this one's
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 1, "healthy targets, but an alarm of the pool fires"
+    alarm_lines = [line for line in run.out.splitlines() if line.startswith("ALARM")]
+    assert len(alarm_lines) == 1
+    assert firing in alarm_lines[0] and f"({firing} is ALARM)" in alarm_lines[0]
+    data = poolctl("status", "--json", *pool.cli_args()).json
+    assert [alarm["name"] for alarm in data["alarms"]] == [firing]
+    assert data["alarms"][0]["reason"] == f"{firing} is ALARM"
+
+
+def test_status_without_alarms_in_alarm_exits_0(pool: EmulatedPool) -> None:
+    put_alarm(pool, f"{pe.alarm_name_prefix(POOL)}port 8140: too few healthy compile masters", "OK")
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 0, run.out
+    assert "ALARM" not in run.out
+    assert poolctl("status", "--json", *pool.cli_args()).json["alarms"] == []
+
+
+def test_status_says_when_the_alarms_cannot_be_read(
+    pool: EmulatedPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AccessDenied from CloudWatch (botocore's Stubber: moto has no IAM enforcement here): the pool
+    is still shown, with one line saying what is missing."""
+    original = Pool.firing_alarms
+
+    def denied(self: Any, identity: str) -> Any:
+        stubber = Stubber(self.cloudwatch)
+        stubber.add_client_error("describe_alarms", service_error_code="AccessDenied", http_status_code=403)
+        with stubber:
+            return original(self, identity)
+
+    monkeypatch.setattr(Pool, "firing_alarms", denied)
+    run = poolctl("status", *pool.cli_args())
+    assert run.code == 0, run.err
+    assert "alarms not read (AccessDenied): allow cloudwatch:DescribeAlarms" in run.out

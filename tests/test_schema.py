@@ -105,12 +105,8 @@ def test_the_yaml_example_uses_only_what_the_schema_offers(schema: dict[str, Any
         given = set(resource.get("properties", {}))
         assert given <= set(spec["inputProperties"]), (name, given - set(spec["inputProperties"]))
         assert set(spec.get("requiredInputs", [])) <= given, (name, set(spec["requiredInputs"]) - given)
-    access = set(schema["types"]["pe-lb:index:PrimaryAccessArgs"]["properties"])
-    assert set(program["variables"]["primary"]) <= access
-    outputs = {
-        "pool-lb": "pe-lb:index:PuppetLoadBalancer",
-        "compile-masters": "pe-lb:index:CompileMasterPool",
-    }
+    assert [r["type"] for r in program["resources"].values()] == ["pe-lb:index:PeCompilerPool"]
+    outputs = {"pool": "pe-lb:index:PeCompilerPool"}
     text = (PROJECT_DIR / "examples" / "yaml" / "Pulumi.yaml").read_text()
     for resource, token in outputs.items():
         marker = "${" + resource + "."

@@ -21,6 +21,7 @@ from .. import pe
 from . import checks, stack
 from .pool import FOREIGN, GONE, HEALTHY, Instance, Pool, PoolError, PoolStatus, TargetHealth, client_config
 from .probe import probe
+from .sizing import agent_count, run_interval_seconds, size, sizing_text
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2, 3
 CHANGING_COMMANDS = ("drain", "undrain")
@@ -230,12 +231,19 @@ def client_problem(error: botocore.exceptions.ClientError) -> str:
 
 
 def cmd_status(context: Context) -> int:
-    status = context.pool().status(drained_by_the_stack(context.args), context.pool_identity())
+    pool, identity = context.pool(), context.pool_identity()
+    status = pool.status(drained_by_the_stack(context.args), identity)
+    if identity is not None:
+        try:
+            status.alarms = pool.firing_alarms(identity)
+        except botocore.exceptions.ClientError as error:
+            # The pool's state is still worth showing; say what is missing instead of failing.
+            status.alarms_unreadable = error.response.get("Error", {}).get("Code", "error")
     if context.args.json:
         emit_json(context, status_json(status))
     else:
         context.out.write(status_text(status))
-    healthy = status.all_healthy and not status.unexpectedly_out and not status.foreign
+    healthy = status.all_healthy and not status.unexpectedly_out and not status.foreign and not status.alarms
     return EXIT_OK if healthy else EXIT_UNHEALTHY
 
 
@@ -430,6 +438,16 @@ def cmd_wait_healthy(context: Context) -> int:
     return EXIT_OK if done else EXIT_UNHEALTHY
 
 
+def cmd_size(context: Context) -> int:
+    """Needs no AWS: PE's figures only."""
+    sizing = size(context.args.agents, context.args.run_interval)
+    if context.args.json:
+        emit_json(context, {**asdict(sizing), "figures": asdict(pe.CompilerSizing())})
+    else:
+        context.out.write(sizing_text(sizing))
+    return EXIT_OK
+
+
 def cmd_probe(context: Context) -> int:
     load_balancer, address = pool_reference(context.args)
     if not address:
@@ -613,11 +631,17 @@ def status_text(status: PoolStatus) -> str:
             f"(no {pe.POOL_TAG}={status.pool} tag): {', '.join(status.foreign)} "
             "(poolctl drain takes them out)"
         )
+    for alarm in status.alarms:
+        lines.append(f"ALARM since {alarm.since}: {alarm.name} ({alarm.reason})")
+    if status.alarms_unreadable:
+        lines.append(
+            f"alarms not read ({status.alarms_unreadable}): allow cloudwatch:DescribeAlarms to see them here"
+        )
     if status.pool is None:
         lines.append(
             "only targets shown: without the pool's identity (--pool PROJECT/STACK/COMPONENT, or the "
             f"stack's {stack.POOL_OUTPUT} output) its compile masters out of rotation are not listed, "
-            "nor targets told from its own"
+            "nor targets told from its own, nor its alarms"
         )
     return "\n".join(lines) + "\n"
 
@@ -670,6 +694,8 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
         "healthy": status.all_healthy,
         "outOfRotation": status.unexpectedly_out,
         "foreign": status.foreign,
+        "alarms": [asdict(alarm) for alarm in status.alarms],
+        "alarmsUnreadable": status.alarms_unreadable or None,
     }
 
 
@@ -799,6 +825,16 @@ def parser() -> argparse.ArgumentParser:
         "--port", type=flag(checks.port), default=pe.PUPPETSERVER_PORT, help=f"port ({pe.PUPPETSERVER_PORT})"
     )
     check.set_defaults(run=cmd_probe)
+    sizing = command("size", [], "how many compile masters, of which type, for N agents (PE's figures)")
+    sizing.add_argument("--agents", required=True, type=flag(agent_count), help="how many agents")
+    sizing.add_argument(
+        "--run-interval",
+        type=flag(run_interval_seconds),
+        default=pe.CompilerSizing.run_interval_minutes * 60,
+        help="Puppet's runinterval, e.g. 30m (default), 1h, 1800s",
+    )
+    sizing.add_argument("--json", action="store_true", help="machine-readable output")
+    sizing.set_defaults(run=cmd_size)
     return top
 
 

@@ -72,6 +72,15 @@ FOREIGN = "foreign"
 """Rotation of a target that is not tagged as a compile master of this pool."""
 
 
+@dataclass(frozen=True)
+class FiringAlarm:
+    """A CloudWatch alarm of the pool in state ALARM."""
+
+    name: str
+    reason: str
+    since: str
+
+
 @dataclass
 class PoolStatus:
     load_balancer_name: str
@@ -85,6 +94,10 @@ class PoolStatus:
     """Compile masters the stack keeps out of rotation (drainedCompileMasters)."""
     pool: str | None = None
     """The pool's identity (its pe.POOL_TAG value); None when not known, so membership is not shown."""
+    alarms: list[FiringAlarm] = field(default_factory=list)
+    """The pool's alarms in state ALARM (poolctl status, when the pool is known)."""
+    alarms_unreadable: str = ""
+    """Why the alarms could not be read (no cloudwatch:DescribeAlarms), else empty."""
 
     @property
     def in_rotation(self) -> list[str]:
@@ -134,6 +147,7 @@ class Pool:
         config = client_config()
         self.elb: Any = session.client("elbv2", endpoint_url=endpoint_url, config=config)
         self.ec2: Any = session.client("ec2", endpoint_url=endpoint_url, config=config)
+        self.cloudwatch: Any = session.client("cloudwatch", endpoint_url=endpoint_url, config=config)
         self.reference = load_balancer
         self._groups: dict[int, PortGroup] | None = None
         self._load_balancer: dict[str, Any] | None = None
@@ -231,6 +245,24 @@ class Pool:
             ports=groups,
             instances=self.instances(ids),
         )
+
+    def firing_alarms(self, pool: str) -> list[FiringAlarm]:
+        """The pool's alarms (PoolAlarms: named after the pool) in state ALARM, oldest first."""
+        pages = self.cloudwatch.get_paginator("describe_alarms").paginate(
+            AlarmNamePrefix=pe.alarm_name_prefix(pool), StateValue="ALARM", AlarmTypes=["MetricAlarm"]
+        )
+        alarms = [
+            FiringAlarm(
+                name=alarm["AlarmName"],
+                reason=alarm.get("StateReason", ""),
+                since=str(alarm.get("StateUpdatedTimestamp", "")),
+            )
+            for page in pages
+            for alarm in page.get("MetricAlarms", [])
+            # Asked of CloudWatch, and checked: moto (the tests' AWS) ignores the StateValue filter.
+            if alarm.get("StateValue") == "ALARM"
+        ]
+        return sorted(alarms, key=lambda alarm: (alarm.since, alarm.name))
 
     def _members(self, pool: str) -> set[str]:
         """The pool's compile masters, registered or not: drained ones must show, not vanish. By the
