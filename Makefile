@@ -16,7 +16,7 @@ endif
 endif
 STACK ?= dev
 
-.PHONY: up test test-puppet test-pythons lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
+.PHONY: up test test-puppet test-haproxy test-pythons lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
 
 up:
 	@./scripts/require-pulumi
@@ -57,19 +57,33 @@ lint: venv
 test: lint
 	"$(PY)" -m pytest
 
-# The real-Puppet tier (tests/real_puppet): the primary script against open-source Puppet 7 on this
-# machine (Debian 12, as root), installing the packages it lacks. Never part of `make test`.
-REAL_PUPPET_PACKAGES := puppetserver puppet puppetdb puppet-terminus-puppetdb postgresql
-test-puppet: venv
-	@[ "$$(id -u)" = 0 ] || { echo "make test-puppet: run it as root (it installs Debian packages and runs PostgreSQL as postgres)" >&2; exit 1; }
-	@command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || { echo "make test-puppet: needs Debian 12 (dpkg, apt-get)" >&2; exit 1; }
-	@missing=$$(for package in $(REAL_PUPPET_PACKAGES); do \
+# Root on Debian 12, and the Debian packages $(2) installed if missing, for `make $(1)`.
+define debian_packages
+	@[ "$$(id -u)" = 0 ] || { echo "make $(1): run it as root (it installs Debian packages)" >&2; exit 1; }
+	@command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || { echo "make $(1): needs Debian 12 (dpkg, apt-get)" >&2; exit 1; }
+	@missing=$$(for package in $(2); do \
 	  dpkg-query -W -f='$${db:Status-Status}' "$$package" 2>/dev/null | grep -qx installed || echo "$$package"; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "make test-puppet: installing" $$missing; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(REAL_PUPPET_PACKAGES); \
+	  echo "make $(1): installing" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(2); \
 	fi
+endef
+
+# The real-Puppet tier (tests/real_puppet): the primary script against open-source Puppet 7 on this
+# machine (Debian 12, as root: PostgreSQL runs as postgres), installing the packages it lacks.
+# Never part of `make test`.
+REAL_PUPPET_PACKAGES := puppetserver puppet puppetdb puppet-terminus-puppetdb postgresql
+test-puppet: venv
+	$(call debian_packages,test-puppet,$(REAL_PUPPET_PACKAGES))
 	PE_LB_REAL_PUPPET=1 "$(PY)" -m pytest tests/real_puppet -p no:cacheprovider
+
+# The real-HAProxy tier (tests/real_haproxy): the rendered haproxy.cfg in Debian's HAProxy, with
+# Debian's dnsmasq as the resolver, in front of stub compile masters on 127.0.0.x (Debian 12, as
+# root), installing the packages it lacks. Never part of `make test`.
+REAL_HAPROXY_PACKAGES := haproxy dnsmasq-base
+test-haproxy: venv
+	$(call debian_packages,test-haproxy,$(REAL_HAPROXY_PACKAGES))
+	PE_LB_REAL_HAPROXY=1 "$(PY)" -m pytest tests/real_haproxy -p no:cacheprovider
 
 # The test suite on every other supported Python, each in its own venv (.venv-3.12, ...).
 test-pythons:

@@ -1,0 +1,99 @@
+"""The rendered haproxy.cfg in real HAProxy (Debian's 2.6): least connections, health checks that
+eject and restore a compile master, discovery by DNS, and a drained one finishing its connections."""
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from components.haproxy_config import HaproxySettings, render
+from tests.certs import LocalCA
+from tests.real_haproxy.tier import Haproxy, Tier, running_tier, wait_for
+
+PUPPETSERVER = "compile_masters_puppetserver"
+PCP_BROKER = "compile_masters_pcp_broker"
+
+
+@pytest.fixture
+def tier(tmp_path: Path) -> Iterator[Tier]:
+    with running_tier(tmp_path, 3) as running:
+        wait_for(
+            "three compile masters up", lambda: len(running.up()) == 3 and len(running.up(PCP_BROKER)) == 3
+        )
+        yield running
+
+
+def test_the_production_config_passes_haproxy_check(tmp_path: Path) -> None:
+    """As the tier's instances render it: defaults for ports, timing, paths, logging and stats."""
+    (tmp_path / "ca.pem").write_bytes(LocalCA().cert_pem)
+    settings = HaproxySettings(
+        "compile-masters.pool.internal", "169.254.169.253:53", str(tmp_path / "ca.pem")
+    )
+    text = render(settings)
+    assert "balance leastconn" in text and "mode tcp" in text
+    assert "timeout tunnel 1200s" in text and "timeout client-fin 30s" in text
+    assert "option httpchk GET /status/v1/simple\n" in text
+    assert "option httpchk GET /status/v1/simple/broker-service" in text
+    assert "inter 10s fall 2 rise 3 check check-ssl ca-file" in text
+    assert "bind 127.0.0.1:8404" in text, "stats only on a private address"
+    checked = Haproxy(tmp_path, settings).check()
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_new_connection_goes_to_the_compile_master_with_the_fewest(tier: Tier) -> None:
+    with ExitStack() as holds:
+        first = holds.enter_context(tier.open("/hold"))
+        second = holds.enter_context(tier.open("/hold"))
+        assert first != second, "the second goes where nothing is held"
+        idle = ({"cm0", "cm1", "cm2"} - {first, second}).pop()
+        # Every new connection goes to the one compile master without a held connection.
+        assert {tier.get() for _ in range(6)} == {idle}
+        third = holds.enter_context(tier.open("/hold"))
+        assert third == idle
+    for stub in tier.compile_masters.values():
+        stub.release.set()
+
+
+def test_a_compile_master_failing_its_check_leaves_rotation_and_comes_back(tier: Tier) -> None:
+    sick = tier.compile_masters["cm1"]
+    sick.sick = True
+    wait_for("cm1 out of rotation", lambda: sick.address not in tier.up())
+    assert "cm1" not in {tier.get() for _ in range(9)}
+    sick.sick = False
+    wait_for("cm1 back in rotation", lambda: sick.address in tier.up())
+    assert "cm1" in {tier.get() for _ in range(9)}
+
+
+def test_a_broker_that_fails_its_own_check_leaves_only_the_8142_backend(tier: Tier) -> None:
+    broker = tier.compile_masters["cm2"]
+    broker.broker_sick = True
+    wait_for("cm2 out of the 8142 backend", lambda: broker.address not in tier.up(PCP_BROKER))
+    assert broker.address in tier.up(PUPPETSERVER), "its puppetserver keeps serving catalogs"
+    assert "cm2" not in {tier.get(port=tier.pcp_broker) for _ in range(9)}
+    assert "cm2" in {tier.get() for _ in range(9)}
+
+
+def test_compile_masters_join_and_leave_through_the_dns_record(tmp_path: Path) -> None:
+    with running_tier(tmp_path, 3, in_dns=2) as tier:
+        wait_for("two compile masters up", lambda: len(tier.up()) == 2)
+        newcomer = tier.compile_masters["cm2"]
+        assert newcomer.address not in tier.up()
+        tier.dns.serve([stub.address for stub in tier.compile_masters.values()])
+        wait_for("cm2 joined through DNS", lambda: newcomer.address in tier.up())
+        assert "cm2" in {tier.get() for _ in range(9)}
+        tier.dns.serve([tier.compile_masters["cm0"].address, newcomer.address])
+        leaving = tier.compile_masters["cm1"].address
+        wait_for("cm1 left through DNS", lambda: leaving not in tier.up())
+        assert "cm1" not in {tier.get() for _ in range(9)}
+
+
+def test_a_compile_master_drained_from_the_record_finishes_its_connections(tier: Tier) -> None:
+    with tier.open("/hold") as held_by:
+        drained = tier.compile_masters[held_by]
+        tier.dns.serve([stub.address for stub in tier.compile_masters.values() if stub is not drained])
+        wait_for(f"{held_by} out of rotation", lambda: drained.address not in tier.up())
+        assert held_by not in {tier.get() for _ in range(6)}
+        assert drained.held == 1, "its connection is still open"
+        drained.release.set()
+    assert tier.last_release == "released", "the agent's run finished on the drained compile master"
