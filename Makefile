@@ -50,7 +50,7 @@ lint: venv
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/ruff" format --check .
 	"$(VENV)/bin/mypy"
-	"$(VENV)/bin/shellcheck" components/scripts/*.sh scripts/* .ci/run
+	"$(VENV)/bin/shellcheck" components/scripts/*.sh tests/*.sh scripts/* .ci/run
 	# Scripts that run on the primary: Python 3.6 syntax and standard library (RHEL 7/8, SLES 15).
 	"$(VENV)/bin/vermin" -t=3.6- --no-tips --violations --eval-annotations components/scripts/*.py components/scripts/pe_primary/*.py
 

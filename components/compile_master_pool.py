@@ -7,6 +7,7 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 
 from . import pe, validation
 from .network import admit_cidrs, tagged, user_tags
@@ -182,6 +183,7 @@ class CompileMasterPool(pulumi.ComponentResource):
             # compile master at once; what it read stays until this command is replaced on purpose.
             ignore_changes=["connection"],
         )
+        show_primary_file_changes(access, primary_files, self)
         # Secret as the command's stdout is: the site's hiera.yaml is not for every reader of state.
         # The set, sorted: which of the names agents are given does not change a certificate.
         pool_names: pulumi.Output[list[str]] = pulumi.Output.all(
@@ -298,6 +300,63 @@ class CompileMasterPool(pulumi.ComponentResource):
                 "certnames": self.certnames,
                 "securityGroupId": self.security_group_id,
             }
+        )
+
+
+PRIMARY_FILES = {"caCertificate": "PE CA bundle", "hieraYaml": "global hiera.yaml"}
+"""What `read` returns that compile masters are made with, and how a warning names it."""
+
+
+def show_primary_file_changes(
+    access: PrimaryAccess, primary_files: command.remote.Command, parent: pulumi.Resource
+) -> None:
+    """At every preview and update of a deployed pool: the primary's CA bundle and hiera.yaml, read
+    again over SSH from where pulumi runs, compared with those the compile masters were made with.
+
+    A change is shown (a warning on the pool), never applied: compile masters keep what
+    ``primary_files`` recorded until it is replaced on purpose. The key reaches the check only on
+    its standard input; the answer stays in memory (an invoke's result is never stored).
+    """
+
+    def check(values: list[Any]) -> pulumi.Output[None] | None:
+        recorded, urn = values
+        if not recorded:
+            return None  # a first `pulumi up`: nothing was recorded yet
+        answer = command.local.run_output(
+            command=access.read_again_command(),
+            stdin=pulumi.Output.secret(access.private_key),
+            logging=command.local.Logging.NONE,
+            opts=pulumi.InvokeOutputOptions(parent=parent),
+        )
+        return pulumi.Output.secret(answer.stdout).apply(lambda text: _report(recorded, text, urn, parent))
+
+    pulumi.Output.all(primary_files.stdout, primary_files.urn).apply(check)
+
+
+def _report(recorded: str, answer: str, urn: str, parent: pulumi.Resource) -> None:
+    status, _, text = answer.partition("\n")
+    if status != "OK":
+        pulumi.log.warn(
+            f"could not read the primary's CA and hiera.yaml again to compare them with the compile "
+            f"masters' ({text.strip()[:300] or status}); the pool is unchanged",
+            resource=parent,
+        )
+        return
+    try:
+        before, now = json.loads(recorded), json.loads(text)
+        changed = [label for key, label in PRIMARY_FILES.items() if before[key] != now[key]]
+    except (ValueError, KeyError, TypeError):
+        pulumi.log.warn(
+            "the primary's read answered in a form pe-lb does not know; the pool is unchanged",
+            resource=parent,
+        )
+        return
+    if changed:
+        pulumi.log.warn(
+            f"the primary's {' and '.join(changed)} changed since the compile masters were made; they keep "
+            f"the old one. To apply it, replace every compile master (each new one joins and serves "
+            f"before an old one leaves): pulumi up --replace '{urn}'",
+            resource=parent,
         )
 
 

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_command as command
 
 from . import validation
-from .scripts import primary_script, primary_script_version
+from .scripts import primary_script, primary_script_version, read_script
 
 DEFAULT_SSH_USER = "ec2-user"
 
@@ -23,6 +23,7 @@ DEFAULT_SSH_USER = "ec2-user"
 # SLES 15 have python3 3.6. The script is written for 3.6.
 _FIND_PYTHON = "py=$(command -v python3 || echo /usr/libexec/platform-python)"
 
+READ_AGAIN_SCRIPT = "read_primary_files.sh"
 SCRIPT_DIR = "/opt/puppetlabs/pe-lb/script"
 INSTALLED_SCRIPT = f"{SCRIPT_DIR}/current.py"
 """Where every command finds the primary script (a link to the installed version)."""
@@ -86,6 +87,18 @@ class PrimaryAccess:
     @property
     def _sudo(self) -> str:
         return "" if self.user == "root" else "sudo -n "
+
+    def read_again_command(self) -> str:
+        """The local shell text that reads the primary's CA and hiera.yaml over SSH from where pulumi
+        runs (scripts/read_primary_files.sh), the key on its standard input. Holds no secret."""
+        settings = {
+            "PE_LB_HOST": self.host,
+            "PE_LB_USER": self.user,
+            "PE_LB_KNOWN_HOST": self.host_key,
+            "PE_LB_REMOTE": self.script_command("read"),
+        }
+        assignments = "".join(f"{name}={shlex.quote(value)}\n" for name, value in settings.items())
+        return assignments + read_script(READ_AGAIN_SCRIPT)
 
     def install_command(self) -> str:
         """The shell line that installs the script read from stdin, content-addressed, as current."""

@@ -48,6 +48,10 @@ MOCK_CA = "-----BEGIN CERTIFICATE-----\nMIIBmockPEcaBundle\n-----END CERTIFICATE
 MOCK_HIERA = "---\nversion: 5\nhierarchy:\n  - name: common\n    path: common.yaml\n"
 PRIMARY_FILES = json.dumps({"caCertificate": MOCK_CA, "hieraYaml": MOCK_HIERA, "platform": "el-9-x86_64"})
 """What `pe_primary.py read` prints on the primary."""
+READ_AGAIN_ANSWER = f"OK\n{PRIMARY_FILES}"
+"""What read_primary_files.sh prints where pulumi runs (a test may change the primary since)."""
+READ_AGAIN_CALLS: list[dict[str, Any]] = []
+"""Each command:local:run invoke's arguments, as the program made them."""
 
 
 def is_secret(value: Any) -> bool:
@@ -260,6 +264,9 @@ class PeLbMocks(pulumi.runtime.Mocks):
             pattern = re.compile(str(args.args.get("nameRegex") or ".*"))
             found = [record for record in EXISTING_RECORDS if pattern.match(record["name"])]
             return {"zoneId": args.args.get("zoneId"), "resourceRecordSets": found}, []
+        if args.token == "command:local:run":
+            READ_AGAIN_CALLS.append(dict(args.args))
+            return {"stdout": READ_AGAIN_ANSWER, "stderr": "", "command": args.args.get("command")}, []
         if args.token == "aws:lb/getLoadBalancer:getLoadBalancer":
             if EXISTING_LOAD_BALANCER is None or EXISTING_LOAD_BALANCER["tags"] != args.args.get("tags"):
                 # As the provider answers: an invoke that fails (here, a check failure).
