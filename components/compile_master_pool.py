@@ -333,12 +333,12 @@ def show_primary_file_changes(
     pulumi.Output.all(primary_files.stdout, primary_files.urn).apply(check)
 
 
-def _report(recorded: str, answer: str, urn: str, parent: pulumi.Resource) -> None:
-    status, _, text = answer.partition("\n")
+def _report(recorded: str, answer: str | None, urn: str, parent: pulumi.Resource) -> None:
+    status, _, text = (answer or "").partition("\n")
     if status != "OK":
         pulumi.log.warn(
             f"could not read the primary's CA and hiera.yaml again to compare them with the compile "
-            f"masters' ({text.strip()[:300] or status}); the pool is unchanged",
+            f"masters' ({text.strip()[:300] or status or 'no answer'}); the pool is unchanged",
             resource=parent,
         )
         return
