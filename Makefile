@@ -16,7 +16,7 @@ endif
 endif
 STACK ?= dev
 
-.PHONY: up test test-puppet test-haproxy test-pythons lint venv preview destroy benchmark clean status drain undrain wait-healthy probe
+.PHONY: up test test-puppet test-haproxy test-pythons lint venv preview destroy benchmark benchmark-balancing clean status drain undrain wait-healthy probe
 
 up:
 	@./scripts/require-pulumi
@@ -112,6 +112,11 @@ probe: venv
 benchmark: venv
 	"$(PY)" -m benchmarks.evaluate
 	"$(PY)" -m benchmarks.join
+
+# Least connections against the NLB's flow hash, in real HAProxy (about 15 minutes; QUICK=1: 3).
+benchmark-balancing: venv
+	$(call debian_packages,benchmark-balancing,$(REAL_HAPROXY_PACKAGES))
+	"$(PY)" -m benchmarks.balancing $(if $(QUICK),--quick)
 
 clean:
 	rm -rf "$(VENV)" .venv-* build *.egg-info .pytest_cache .mypy_cache .ruff_cache
