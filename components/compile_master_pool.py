@@ -20,7 +20,7 @@ DEFAULT_INSTANCE_TYPE = "m6i.xlarge"
 DEFAULT_ROOT_VOLUME_GB = 50
 ROOT_VOLUME_GB_RANGE = (20, 16384)
 """PE wants room under /opt/puppetlabs; gp3 volumes end at 16 TiB."""
-MAX_COMPILE_MASTERS = 500
+MAX_COMPILE_MASTERS = pe.MAX_COMPILE_MASTERS
 
 
 BOOTSTRAP_SCRIPT = "compile_master_bootstrap.sh"
@@ -321,7 +321,9 @@ def show_primary_file_changes(
     def check(values: list[Any]) -> pulumi.Output[None] | None:
         recorded, urn = values
         if not recorded:
-            return None  # a first `pulumi up`: nothing was recorded yet
+            # Unknown until the read command has run: a first preview compares nothing (a first
+            # `up` compares right after the read, and finds the same files).
+            return None
         answer = command.local.run_output(
             command=access.read_again_command(),
             stdin=pulumi.Output.secret(access.private_key),

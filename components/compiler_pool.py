@@ -7,7 +7,7 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
-from . import pe, pool_config
+from . import pe, pool_config, preflight
 from .compile_master_pool import CompileMasterPool
 from .load_balancer import PuppetLoadBalancer
 from .pe_agent import PeAgentPoolAddress
@@ -148,6 +148,7 @@ class PeCompilerPool(pulumi.ComponentResource):
                 resource=self,
             )
         pool_tag = pe.pool_identity(pulumi.get_project(), pulumi.get_stack(), name)
+        _warn_of_pools_under_other_names(pool_tag, self)
         parts = _Parts(self, name)
         load_balancer = parts.load_balancer(settings)
         compile_masters = parts.compile_masters(settings, load_balancer)
@@ -179,7 +180,8 @@ class PeCompilerPool(pulumi.ComponentResource):
                 "alarm_topic_arn": settings.alarm_topic_arn,
                 "tags": settings.tags,
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            # After the gate (and the names): a first `up` or an NLB rebuild pages nobody.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(ready)),
         )
         dashboard = PoolDashboard(
             name,
@@ -378,6 +380,22 @@ class _Parts:
             self.name,
             {"primary": self.primary(settings), "pool_address": load_balancer.pool_address},
             opts=self.options(ready),
+        )
+
+
+def _warn_of_pools_under_other_names(pool_tag: str, pool: pulumi.Resource) -> None:
+    """A PeCompilerPool takes over parts wired by hand only under their own name (its parts' aliases):
+    under another name it builds a second pool, and removing the old parts deletes the NLB agents
+    use. Said at preview when this stack has a pool under other names and none under this one."""
+    others = preflight.pools_in_stack(pulumi.get_project(), pulumi.get_stack()) - {pool_tag}
+    if others and preflight.existing_load_balancer(pool_tag) is None:
+        names = ", ".join(sorted(other.rsplit("/", 1)[1] for other in others))
+        pulumi.log.warn(
+            f"this stack already has a pe-lb pool named {names} (its NLB's {pe.POOL_TAG} tag) and none named "
+            f"{pool_tag.rsplit('/', 1)[1]!r}: to take that pool over in place, give PeCompilerPool its name "
+            "(pe-lb's own program used 'pe-lb'); under a new name this is a second pool, with its own NLB "
+            "and compile masters, and removing the old parts from the program deletes the NLB agents use",
+            resource=pool,
         )
 
 

@@ -31,8 +31,8 @@ class HaproxySettings:
     pcp_broker_port: int = pe.PCP_BROKER_PORT
     compile_master_puppetserver_port: int = pe.PUPPETSERVER_PORT
     compile_master_pcp_broker_port: int = pe.PCP_BROKER_PORT
-    max_compile_masters: int = 64
-    """Server slots per backend (server-template): the most compile masters the tier can use."""
+    max_compile_masters: int = pe.MAX_COMPILE_MASTERS
+    """Server slots per backend (server-template): as many as a pool may have compile masters."""
     agent_idle_timeout_seconds: int = pe.DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS
     pcp_idle_timeout_seconds: int = pe.DEFAULT_PCP_IDLE_TIMEOUT_SECONDS
     timing: pe.HealthCheckTiming = field(default_factory=pe.HealthCheckTiming)
@@ -44,7 +44,9 @@ class HaproxySettings:
     stats_port: int = 8404
     stats_socket: str = "/run/haproxy/admin.sock"
     log_target: str = "/dev/log"
-    max_connections: int = 20000
+    max_connections: int = 100000
+    """Every PXP agent holds one 8142 connection, every agent run one on 8140: room for a large
+    pool (HAProxy needs two open files per connection; its systemd unit allows them)."""
 
 
 def render(settings: HaproxySettings) -> str:

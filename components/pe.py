@@ -54,6 +54,9 @@ DEFAULT_PCP_IDLE_TIMEOUT_SECONDS = 1200
 DEFAULT_AGENT_IDLE_TIMEOUT_SECONDS = 600
 """Long enough for a slow catalog compilation, during which the connection carries no bytes."""
 
+MAX_COMPILE_MASTERS = 500
+"""The most compile masters one pool holds (compileMasterCount)."""
+
 COMPILER_AUTH_ROLE = "pe_compiler"
 """pp_auth_role that makes PE classify a node as a compiler."""
 

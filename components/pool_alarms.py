@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from . import pe, validation
 from .network import tagged, user_tags
+from .primary import caller_depends_on
 
 DEFAULT_UNHEALTHY_MINUTES = pe.DEFAULT_UNHEALTHY_TARGET_MINUTES
 UNHEALTHY_MINUTES_RANGE = pe.UNHEALTHY_TARGET_MINUTES_RANGE
@@ -56,6 +57,9 @@ class PoolAlarmsArgs(TypedDict):
 class PoolAlarms(pulumi.ComponentResource):
     """Per compile master, EC2 recovery and reboot on failed status checks; per port, alarms that page.
 
+    Declare it with ``depends_on`` the pool's health gate: alarms are made, and moved to a rebuilt
+    NLB's target groups, once their targets serve, so a planned change pages nobody.
+
     Recovery keeps the instance id, private IP and volumes, so the compile master keeps its
     certname and rejoins the pool with no work on the primary.
     """
@@ -88,6 +92,7 @@ class PoolAlarms(pulumi.ComponentResource):
             if topic
             else []
         )
+        depends_on = caller_depends_on(opts)
         super().__init__("pe-lb:index:PoolAlarms", name, None, opts)
         timing = pe.AlarmTiming()
         load_balancer_arn = pulumi.Output.from_input(args["load_balancer_arn"])
@@ -104,7 +109,7 @@ class PoolAlarms(pulumi.ComponentResource):
                 tags=tagged(tags, f"{name}-{suffix}", **{pe.POOL_TAG: pool_name}),
                 # CloudWatch keys alarms by name: a replacement made first would find the name taken
                 # (the provider refuses an existing alarm on create), so the old one goes first.
-                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, delete_before_replace=True),
                 **settings,
             )
             names.append(resource.name)

@@ -11,6 +11,9 @@ import pulumi_aws as aws
 from . import pe, validation
 from .pool_alarms import arn_location, load_balancer_dimension, target_group_dimension
 
+INSTANCES_PER_GRAPH = 50
+"""Compile masters per graph: 100 status-check metrics at most, well within what a graph shows."""
+
 CONSOLE_DOMAINS = {
     "aws": "console.aws.amazon.com",
     "aws-cn": "console.amazonaws.cn",
@@ -102,8 +105,10 @@ def dashboard_body(
             f"Port {port}: healthy and unhealthy compile masters",
             [
                 [nlb, metric, "TargetGroup", target_group_dimension(target_group_arns[str(port)]),
-                 "LoadBalancer", load_balancer, {"label": label}]
-                for metric, label in (("HealthyHostCount", "healthy"), ("UnHealthyHostCount", "unhealthy"))
+                 "LoadBalancer", load_balancer, {"label": label, "stat": stat}]
+                # The low point of healthy, the high point of unhealthy: a short failure shows.
+                for metric, label, stat in (("HealthyHostCount", "healthy", "Minimum"),
+                                            ("UnHealthyHostCount", "unhealthy", "Maximum"))
             ],
             "Minimum",
         )
@@ -112,7 +117,11 @@ def dashboard_body(
     load_balancer_widgets = [
         widget(
             "New and active flows (agent connections)",
-            [[nlb, metric, "LoadBalancer", load_balancer] for metric in ("NewFlowCount", "ActiveFlowCount")],
+            # New flows summed over the minute, active ones (open at once) at their average.
+            [
+                [nlb, "NewFlowCount", "LoadBalancer", load_balancer, {"stat": "Sum"}],
+                [nlb, "ActiveFlowCount", "LoadBalancer", load_balancer, {"stat": "Average"}],
+            ],
             "Sum",
         ),
         widget("Processed bytes", [[nlb, "ProcessedBytes", "LoadBalancer", load_balancer]], "Sum"),
@@ -125,18 +134,23 @@ def dashboard_body(
             "Sum",
         ),
     ]
-    instances = [
-        widget(
-            "Compile masters: CPU %",
-            [["AWS/EC2", "CPUUtilization", "InstanceId", instance, {"label": f"{index}"}]
-             for index, instance in enumerate(instance_ids)],
-            "Average",
-        ),
-        widget(
-            "Compile masters: failed status checks (system, instance)",
-            [["AWS/EC2", f"StatusCheckFailed_{check}", "InstanceId", instance, {"label": f"{i} {check}"}]
-             for i, instance in enumerate(instance_ids) for check in ("System", "Instance")],
-            "Maximum",
-        ),
-    ]  # fmt: skip
+    instances = []
+    # A graph holds a bounded number of metrics: compile masters in groups of INSTANCES_PER_GRAPH.
+    for first in range(0, len(instance_ids), INSTANCES_PER_GRAPH):
+        group = list(enumerate(instance_ids))[first : first + INSTANCES_PER_GRAPH]
+        which = f" {first}-{first + len(group) - 1}" if len(instance_ids) > INSTANCES_PER_GRAPH else ""
+        instances += [
+            widget(
+                f"Compile masters{which}: CPU %",
+                [["AWS/EC2", "CPUUtilization", "InstanceId", instance, {"label": f"{index}"}]
+                 for index, instance in group],
+                "Average",
+            ),
+            widget(
+                f"Compile masters{which}: failed status checks (system, instance)",
+                [["AWS/EC2", f"StatusCheckFailed_{check}", "InstanceId", instance, {"label": f"{i} {check}"}]
+                 for i, instance in group for check in ("System", "Instance")],
+                "Maximum",
+            ),
+        ]  # fmt: skip
     return {"widgets": [*targets, *load_balancer_widgets, *instances]}

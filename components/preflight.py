@@ -67,6 +67,21 @@ def existing_load_balancer(identity: str) -> "aws.lb.GetLoadBalancerResult | Non
     return found if found.arn else None
 
 
+def pools_in_stack(project: str, stack: str) -> set[str]:
+    """The pool identities (pe-lb:pool tags) of the pe-lb NLBs this project and stack have made,
+    whatever the pool's name; empty when the tagging API cannot be asked."""
+    try:
+        found = aws.resourcegroupstaggingapi.get_resources(
+            resource_type_filters=["elasticloadbalancing:loadbalancer"],
+            tag_filters=[aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=pe.POOL_TAG)],
+        ).resource_tag_mapping_lists
+    except Exception:
+        return set()
+    prefix = pe.pool_identity(project, stack, "")
+    values = {(mapping.tags or {}).get(pe.POOL_TAG, "") for mapping in found or []}
+    return {value for value in values if value.startswith(prefix)}
+
+
 def rebuild_reasons(
     existing: "aws.lb.GetLoadBalancerResult", internal: bool, subnet_ids: Sequence[str]
 ) -> list[str]:

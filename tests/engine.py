@@ -298,8 +298,8 @@ def generate_aliases(goal: Recorded, parents_found: Mapping[str, str]) -> list[s
 def collapse_alias_to_urn(goal: Recorded, spec: Mapping[str, Any], parents_found: Mapping[str, str]) -> str:
     """``collapseAliasToUrn``: the alias's name, type and parent, each defaulting to the resource's;
     a parent found by an alias stands for its old URN; ``noParent`` (or the root stack) is none."""
-    parent = spec.get("parentUrn") or goal.parent
-    parent = parents_found.get(parent, parent)
+    given = spec.get("parentUrn") or ""
+    parent = parents_found.get(given, given) if given else goal.parent
     if spec.get("noParent"):
         parent = ""
     return engine_urn(parent, spec.get("type") or goal.type, spec.get("name") or goal.name)

@@ -51,6 +51,8 @@ PRIMARY_FILES = json.dumps({"caCertificate": MOCK_CA, "hieraYaml": MOCK_HIERA, "
 READ_AGAIN_ANSWER = f"OK\n{PRIMARY_FILES}"
 """What read_primary_files.sh prints where pulumi runs (a test may change the primary since)."""
 READ_AGAIN_CALLS: list[dict[str, Any]] = []
+TAGGED_POOLS: list[str] = []
+"""pe-lb:pool tags of the NLBs the tagging API knows (a test may add one)."""
 """Each command:local:run invoke's arguments, as the program made them."""
 
 
@@ -264,6 +266,10 @@ class PeLbMocks(pulumi.runtime.Mocks):
             pattern = re.compile(str(args.args.get("nameRegex") or ".*"))
             found = [record for record in EXISTING_RECORDS if pattern.match(record["name"])]
             return {"zoneId": args.args.get("zoneId"), "resourceRecordSets": found}, []
+        if args.token == "aws:resourcegroupstaggingapi/getResources:getResources":
+            mappings = [{"resourceArn": f"arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/net/{tag}/x",
+                         "tags": {"pe-lb:pool": tag}} for tag in TAGGED_POOLS]  # fmt: skip
+            return {"id": "eu-west-1", "resourceTagMappingLists": mappings}, []
         if args.token == "command:local:run":
             READ_AGAIN_CALLS.append(dict(args.args))
             return {"stdout": READ_AGAIN_ANSWER, "stderr": "", "command": args.args.get("command")}, []

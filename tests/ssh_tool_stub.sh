@@ -9,8 +9,11 @@ name=$(basename "$0")
 } >>"$STUB_LOG"
 case "$name" in
 ssh-agent)
+	# An agent process of its own, which the script must stop when it is done.
+	sleep 300 >/dev/null 2>&1 &
+	echo "$!" >"$STUB_LOG.agent"
 	echo "SSH_AUTH_SOCK=$3; export SSH_AUTH_SOCK;"
-	echo "SSH_AGENT_PID=999999; export SSH_AGENT_PID;"
+	echo "SSH_AGENT_PID=$!; export SSH_AGENT_PID;"
 	;;
 ssh-add)
 	cat >"$STUB_LOG.key"

@@ -8,6 +8,7 @@ import pulumi
 import pytest
 
 from components import PeCompilerPool, pool_config
+from tests import harness
 from tests.conftest import HOST_KEY, SSH_KEY
 from tests.engine import plan
 from tests.harness import PROJECT_DIR, Graph, Recorded, config_string, redact, run, run_file, run_main
@@ -66,11 +67,6 @@ def test_moving_a_stack_to_the_pool_replaces_nothing(
 
 def test_without_the_aliases_the_move_would_replace_the_pool(stack_config: dict[str, Any]) -> None:
     """What the aliases prevent: the same program with its parts' aliases removed recreates the NLB."""
-
-    def no_aliases(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult:
-        return pulumi.ResourceTransformationResult(
-            args.props, pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(aliases=[]))
-        )
 
     def without(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
         if args.type_.startswith("pe-lb:index:") and args.opts.aliases:
@@ -211,3 +207,16 @@ def test_stack_outputs_come_from_the_pool(stack_config: dict[str, Any]) -> None:
     assert len(graph.outputs["alarmNames"]) == 3 * 2 + 2 * 2
     assert graph.outputs["compileMasterPoolTag"] == "pe-lb/test/pe-lb"
     assert json.dumps(graph.outputs["compileMasterIds"]).count("i-") == 3
+
+
+def test_a_stack_with_a_pool_under_another_name_is_warned_at_preview(
+    stack_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts wired by hand as "pool-lb" and so on (the YAML example before PeCompilerPool): a pool
+    named otherwise would be a second one, not the same one taken over."""
+    monkeypatch.setattr(harness, "TAGGED_POOLS", ["pe-lb/test/compile-masters", "pe-lb/other-stack/pe-lb"])
+    (warning,) = [w for w in run_main(stack_config).warnings if "already has a pe-lb pool" in w]
+    assert "named compile-masters" in warning and "none named 'pe-lb'" in warning
+    assert "other-stack" not in warning
+    monkeypatch.setattr(harness, "TAGGED_POOLS", ["pe-lb/test/pe-lb"])
+    assert not [w for w in run_main(stack_config).warnings if "already has a pe-lb pool" in w]

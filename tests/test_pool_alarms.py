@@ -148,9 +148,35 @@ def test_the_dashboard_shows_targets_flows_bytes_resets_and_each_compile_master(
 )
 def test_urls_and_actions_follow_the_partition(arn: str, expected: str) -> None:
     assert dashboard_url(arn, "d") == expected
-    partition, region = arn.split(":")[1], arn.split(":")[3]
-    assert ec2_action_arn(arn, "recover") == f"arn:{partition}:automate:{region}:ec2:recover"
+    actions = {
+        NLB: "arn:aws:automate:eu-west-1:ec2:recover",
+        "arn:aws-us-gov:elasticloadbalancing:us-gov-west-1:1:loadbalancer/net/x/y": (
+            "arn:aws-us-gov:automate:us-gov-west-1:ec2:recover"
+        ),
+        "arn:aws-cn:elasticloadbalancing:cn-north-1:1:loadbalancer/net/x/y": (
+            "arn:aws-cn:automate:cn-north-1:ec2:recover"
+        ),
+    }
+    assert ec2_action_arn(arn, "recover") == actions[arn]
 
 
 def test_dashboard_names_keep_to_cloudwatchs_characters() -> None:
     assert dashboard_name("my.project/prod eu/pe-lb") == "my-project-prod-eu-pe-lb"
+
+
+def test_a_large_pool_is_graphed_in_groups() -> None:
+    from components.pool_dashboard import INSTANCES_PER_GRAPH, dashboard_body
+
+    ids = [f"i-{n:017x}" for n in range(120)]
+    groups = {
+        "8140": "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/b",
+        "8142": "arn:x:y:z:1:targetgroup/c/d",
+    }
+    body = dashboard_body(NLB, groups, ids)
+    cpu = [w for w in body["widgets"] if "CPU" in w["properties"]["title"]]
+    assert [w["properties"]["title"] for w in cpu] == [
+        "Compile masters 0-49: CPU %", "Compile masters 50-99: CPU %", "Compile masters 100-119: CPU %",
+    ]  # fmt: skip
+    assert max(len(w["properties"]["metrics"]) for w in body["widgets"]) == 2 * INSTANCES_PER_GRAPH
+    graphed = [m[3] for w in cpu for m in w["properties"]["metrics"]]
+    assert graphed == ids

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from components import pe
+from components.pe import MAX_COMPILE_MASTERS
 from components.poolctl import cli
-from components.poolctl.sizing import MOST_PER_TYPE, size
+from components.poolctl.sizing import size
 
 
 def poolctl(*argv: str) -> tuple[int, str, str]:
@@ -53,11 +53,20 @@ def test_size_text_says_the_figures_it_used_and_the_config_to_set() -> None:
     assert "pulumi config set instanceType m6i.xlarge" in out
 
 
-def test_jrubies_follow_the_cpus() -> None:
-    for name, cpus, _ in pe.INSTANCE_SIZES:
-        sizing = size(MOST_PER_TYPE * 1500 * cpus // 4, 1800)
-        assert sizing.instance_type == name
-        assert sizing.jrubies == int(0.75 * cpus) and sizing.jruby_heap_mb == 512 * int(0.75 * cpus)
+@pytest.mark.parametrize(
+    ("agents", "instance_type", "jrubies", "heap_mb"),
+    [(12000, "m6i.xlarge", 3, 1536), (24000, "m6i.2xlarge", 6, 3072), (48000, "m6i.4xlarge", 12, 6144)],
+)
+def test_jrubies_follow_the_cpus(agents: int, instance_type: str, jrubies: int, heap_mb: int) -> None:
+    sizing = size(agents, 1800)
+    assert (sizing.instance_type, sizing.jrubies, sizing.jruby_heap_mb) == (instance_type, jrubies, heap_mb)
+
+
+def test_more_than_a_pool_holds_says_to_split_it() -> None:
+    code, out, _ = poolctl("size", "--agents", "3000000")
+    assert code == 0
+    assert f"more than one pool holds ({MAX_COMPILE_MASTERS})" in out
+    assert "pulumi config set compileMasterCount" not in out
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,13 @@ def test_the_check_reads_over_ssh_with_the_host_key_pinned_and_the_key_only_in_i
     assert f"[ec2-user] [puppet.example.com] [{ACCESS.script_command('read')}]" in ssh
     assert INSTALLED_SCRIPT in ssh
     assert "[-a]" in log[0], "a private agent on its own socket, not the user's"
+    assert "[-t] [120] [-]" in log[1], "the key expires from the agent even if cleanup never runs"
+    assert ssh.startswith("ssh [-F] [/dev/null]"), "none of the user's ssh config"
+    assert "[ServerAliveInterval=10]" in ssh and "[ServerAliveCountMax=3]" in ssh
+    agent = int((stub_tools / "log.agent").read_text())
+    assert (
+        not Path(f"/proc/{agent}").exists() or "zombie" in Path(f"/proc/{agent}/status").read_text().lower()
+    ), "the agent is stopped"
     assert list((stub_tools / "tmp").iterdir()) == [], "its directory (known_hosts, agent socket) is gone"
 
 

@@ -89,6 +89,7 @@ def _needed(load: float, agents_per_reference: int, cpus: int, figures: pe.Compi
 
 def sizing_text(sizing: Sizing, figures: pe.CompilerSizing = FIGURES) -> str:
     interval = _interval_text(sizing.run_interval_seconds)
+    too_many = sizing.count > pe.MAX_COMPILE_MASTERS
     lines = [
         f"For {sizing.agents:,} agents running Puppet every {interval}:",
         f"  {sizing.count} compile masters of type {sizing.instance_type} "
@@ -106,8 +107,17 @@ def sizing_text(sizing: Sizing, figures: pe.CompilerSizing = FIGURES) -> str:
         f"  the smallest of {', '.join(name for name, _, _ in pe.INSTANCE_SIZES)} that needs at most "
         f"{MOST_PER_TYPE} compile masters",
         "",
-        f"  pulumi config set compileMasterCount {sizing.count}",
-        f"  pulumi config set instanceType {sizing.instance_type}",
+        *(
+            [
+                f"  that is more than one pool holds ({pe.MAX_COMPILE_MASTERS}): split the agents over "
+                "several pools (stacks), each sized for its share"
+            ]
+            if too_many
+            else [
+                f"  pulumi config set compileMasterCount {sizing.count}",
+                f"  pulumi config set instanceType {sizing.instance_type}",
+            ]
+        ),
     ]
     return "\n".join(lines) + "\n"
 

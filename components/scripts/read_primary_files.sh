@@ -27,16 +27,21 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
 printf '%s %s\n' "$PE_LB_HOST" "$PE_LB_KNOWN_HOST" >"$work/known_hosts"
 
 agent=$(ssh-agent -s -a "$work/agent.sock") || fail "ssh-agent did not start"
 agent_pid=$(printf '%s\n' "$agent" | sed -n 's/^SSH_AGENT_PID=\([0-9]*\);.*/\1/p')
 SSH_AUTH_SOCK="$work/agent.sock"
 export SSH_AUTH_SOCK
-ssh-add -q - 2>"$work/error" || fail "ssh-add refused the key: $(head -c 300 "$work/error")"
+# The key expires from the agent within two minutes even if this script is killed before cleanup.
+ssh-add -q -t 120 - 2>"$work/error" || fail "ssh-add refused the key: $(head -c 300 "$work/error")"
 
-if ssh -n -T -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$work/known_hosts" \
-	-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=15 -l "$PE_LB_USER" "$PE_LB_HOST" "$PE_LB_REMOTE" \
+# Only these options, not the user's ~/.ssh/config: the connection pulumi-command makes, no other.
+# A primary that accepts and then stalls is given up within about 45 seconds.
+if ssh -F /dev/null -n -T -o BatchMode=yes -o StrictHostKeyChecking=yes \
+	-o UserKnownHostsFile="$work/known_hosts" -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=15 \
+	-o ServerAliveInterval=10 -o ServerAliveCountMax=3 -l "$PE_LB_USER" "$PE_LB_HOST" "$PE_LB_REMOTE" \
 	>"$work/out" 2>"$work/error"; then
 	echo OK
 	cat "$work/out"
