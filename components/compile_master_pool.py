@@ -1,6 +1,7 @@
 """Compile masters on EC2, spread over subnets, each joined to PE (and made to leave) by the primary."""
 
 import json
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, NotRequired, TypedDict
@@ -303,6 +304,7 @@ class CompileMasterPool(pulumi.ComponentResource):
         )
 
 
+POSIX_SHELL = "/bin/sh"
 PRIMARY_FILES = {"caCertificate": "PE CA bundle", "hieraYaml": "global hiera.yaml"}
 """What `read` returns that compile masters are made with, and how a warning names it."""
 
@@ -324,8 +326,13 @@ def show_primary_file_changes(
             # Unknown until the read command has run: a first preview compares nothing (a first
             # `up` compares right after the read, and finds the same files).
             return None
+        if not os.path.exists(POSIX_SHELL):
+            # pulumi-command runs local commands with cmd.exe on Windows: say so, never fail the update.
+            _report(recorded, "FAILED\nno /bin/sh where pulumi runs", urn, parent)
+            return None
         answer = command.local.run_output(
             command=access.read_again_command(),
+            interpreter=[POSIX_SHELL, "-c"],
             stdin=pulumi.Output.secret(access.private_key),
             logging=command.local.Logging.NONE,
             opts=pulumi.InvokeOutputOptions(parent=parent),

@@ -46,6 +46,7 @@ def test_an_unchanged_primary_says_nothing(stack_config: dict[str, Any], primary
     assert call["stdin"] == SSH_KEY
     assert SSH_KEY not in call["command"] and "PRIVATE KEY" not in call["command"]
     assert call["logging"] == "none"
+    assert call["interpreter"] == ["/bin/sh", "-c"]
     assert f"PE_LB_REMOTE={shlex.quote(ACCESS.script_command('read'))}" in call["command"]
 
 
@@ -160,3 +161,14 @@ def test_missing_ssh_tools_are_reported_and_exit_0(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0
     assert run.stdout.startswith("FAILED\n") and "is not installed where pulumi runs" in run.stdout
+
+
+def test_without_a_posix_shell_the_check_says_so_and_nothing_runs(
+    stack_config: dict[str, Any], primary_now: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components import compile_master_pool
+
+    monkeypatch.setattr(compile_master_pool, "POSIX_SHELL", "/nonexistent/sh")
+    graph = run_main(stack_config)
+    assert harness.READ_AGAIN_CALLS == []
+    assert any("no /bin/sh where pulumi runs" in w for w in graph.warnings)
