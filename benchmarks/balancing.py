@@ -1,7 +1,7 @@
 """Least connections against an NLB's flow hash: real HAProxy with the rendered haproxy.cfg.
 
-    python -m benchmarks.balancing             # every row: about 15 minutes on 2 cores
-    python -m benchmarks.balancing --quick     # 85 % load, equal and one slow: about 3 minutes
+    python -m benchmarks.balancing             # every row: about 25 minutes on 2 cores
+    python -m benchmarks.balancing --quick     # 85 % load only: about 8 minutes
 
 Debian's HAProxy runs components/scripts/haproxy.cfg as pe_lb.haproxy_config renders it,
 finding four stub compile masters through Debian's dnsmasq (as the tier finds them through the
@@ -14,8 +14,9 @@ arrivals (one seed per row). `random(1)` stands in for the NLB (a new flow goes 
 whatever it holds); HAProxy 2.6's plain `random` is random(2).
 
 Prints p50/p95/p99 of an agent run per algorithm, and leastconn's p99 as a ratio of random(1)'s.
-A measurement, not a test: nothing fails on time. Not measured yet (issue 16 asks for them): two
-HAProxy instances sharing the load, and agents holding the connection idle through facts and apply.
+A measurement, not a test: nothing fails on time. After the table, at 85 % load: two HAProxy
+instances behind the NLB (each agent run sent to one at random, each balancing only its share), and
+agents holding the connection idle through facts and apply (leastconn counts idle connections).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ SMALL_REQUESTS = ("node", "file_metadata", "file_metadata", "file_metadata", Non
                   "file_metadata", "report")  # fmt: skip
 """An agent run in order; None is the catalog."""
 MEAN_RUN_SECONDS = CATALOG_MEAN_SECONDS + 7 * 0.2
+"""Compile-master time per agent run."""
+APPLY_MEAN_SECONDS = 10.0
 ALGORITHMS = ("leastconn", "random(1)", "roundrobin")
 LOADS = (0.5, 0.7, 0.85, 0.95)
 
@@ -58,6 +61,23 @@ class Row:
     slow: bool
     """One compile master twice as slow; the load is of the capacity that is left."""
     runs: int
+    haproxies: int = 1
+    """HAProxy instances behind the NLB, each agent run sent to one of them at random (the flow hash):
+    each sees, and balances, only its own share of the connections."""
+    idle: bool = False
+    """Agents hold the connection idle through facts (1-3 s, before node) and apply (mean 10 s, after
+    the catalog): least connections counts those idle connections too."""
+
+    @property
+    def label(self) -> str:
+        label = f"{self.load:.0%} " + ("of what is left, one 2x slower" if self.slow else "equal")
+        if self.haproxies > 1:
+            label += f", {self.haproxies} HAProxy"
+        return label + (", idle agents" if self.idle else "")
+
+
+Step = tuple[str, float]
+"""("work", seconds) a compile master spends, or ("idle", seconds) the agent holds the connection."""
 
 
 class StubCompileMaster:
@@ -111,62 +131,77 @@ class StubCompileMaster:
         self.listener.close()
 
 
-def agent_run(address: tuple[str, int], context: ssl.SSLContext, seconds: list[float]) -> None:
+def agent_run(address: tuple[str, int], context: ssl.SSLContext, steps: list[Step]) -> None:
     with context.wrap_socket(socket.create_connection(address, timeout=600)) as connection:
         reader = connection.makefile("rb")
-        for request in seconds:
-            connection.sendall(f"WORK {request:.4f}\n".encode())
+        for kind, seconds in steps:
+            if kind == "idle":
+                time.sleep(seconds / TIME_SCALE)
+                continue
+            connection.sendall(f"WORK {seconds:.4f}\n".encode())
             if reader.readline() != b"DONE\n":
                 raise RuntimeError("a compile master closed an agent run")
 
 
-def schedule(row: Row, seed: int) -> list[tuple[float, list[float]]]:
-    """(start, request seconds) of each agent run, Poisson arrivals at the row's load."""
+def schedule(row: Row, seed: int) -> list[tuple[float, list[Step], int]]:
+    """(start, steps, HAProxy instance) of each agent run, Poisson arrivals at the row's load."""
     rng = random.Random(seed)
     capacity = COMPILE_MASTERS * WORKERS - (WORKERS / 2 if row.slow else 0)
     rate = row.load * capacity / MEAN_RUN_SECONDS
     start, runs = 0.0, []
     for _ in range(row.runs):
         start += rng.expovariate(rate)
-        requests = [
-            rng.expovariate(1 / CATALOG_MEAN_SECONDS) if name is None else rng.uniform(0.1, 0.3)
-            for name in SMALL_REQUESTS
-        ]
-        runs.append((start, requests))
+        steps: list[Step] = [("idle", rng.uniform(1, 3))] if row.idle else []
+        for name in SMALL_REQUESTS:
+            if name is None:
+                steps.append(("work", rng.expovariate(1 / CATALOG_MEAN_SECONDS)))
+                if row.idle:
+                    steps.append(("idle", rng.expovariate(1 / APPLY_MEAN_SECONDS)))
+            else:
+                steps.append(("work", rng.uniform(0.1, 0.3)))
+        runs.append((start, steps, rng.randrange(row.haproxies)))
     return runs
 
 
 @contextmanager
-def pool(directory: Path, slow: bool, balance: str) -> Iterator[tuple[tuple[str, int], ssl.SSLContext]]:
+def pool(directory: Path, row: Row, balance: str) -> Iterator[tuple[list[tuple[str, int]], ssl.SSLContext]]:
+    """The stub compile masters, dnsmasq and ``row.haproxies`` HAProxy instances with the same config;
+    yields each instance's 8140 address."""
     ca = LocalCA()
     ca_file = directory / "ca.pem"
     ca_file.write_bytes(ca.cert_pem)
     port = free_port()
     addresses = [f"127.0.0.{21 + i}" for i in range(COMPILE_MASTERS)]
     stubs = [
-        StubCompileMaster(a, port, ca, directory, 2.0 if slow and i == 0 else 1.0)
+        StubCompileMaster(a, port, ca, directory, 2.0 if row.slow and i == 0 else 1.0)
         for i, a in enumerate(addresses)
     ]
     dns = Dnsmasq(directory)
     dns.serve(addresses)
     dns.start()
-    settings = HaproxySettings(
-        discovery_name=DISCOVERY_NAME, resolver=f"127.0.0.1:{dns.port}", ca_file=str(ca_file),
-        balance=balance,
-        bind_address="127.0.0.1", puppetserver_port=free_port(), pcp_broker_port=free_port(),
-        compile_master_puppetserver_port=port, compile_master_pcp_broker_port=port, max_compile_masters=8,
-        timing=replace(TIMING, interval_seconds=2), dns_hold_seconds=1, stats_port=free_port(),
-        stats_socket=str(directory / "admin.sock"), log_target="stdout", max_connections=2000,
-    )  # fmt: skip
-    haproxy = Haproxy(directory, settings)
-    haproxy.start()
+    haproxies = []
     try:
-        wait_for("every compile master up", lambda: sum(
-            status.startswith("UP") for status in haproxy.servers("compile_masters_puppetserver").values()
-        ) == COMPILE_MASTERS)  # fmt: skip
-        yield ("127.0.0.1", settings.puppetserver_port), client_context(ca_file)
+        for index in range(row.haproxies):
+            own = directory / f"haproxy-{index}"
+            own.mkdir()
+            settings = HaproxySettings(
+                discovery_name=DISCOVERY_NAME, resolver=f"127.0.0.1:{dns.port}", ca_file=str(ca_file),
+                balance=balance, bind_address="127.0.0.1", puppetserver_port=free_port(),
+                pcp_broker_port=free_port(), compile_master_puppetserver_port=port,
+                compile_master_pcp_broker_port=port, max_compile_masters=8,
+                timing=replace(TIMING, interval_seconds=2), dns_hold_seconds=1, stats_port=free_port(),
+                stats_socket=str(own / "admin.sock"), log_target="stdout", max_connections=2000,
+            )  # fmt: skip
+            haproxy = Haproxy(own, settings)
+            haproxy.start()
+            haproxies.append(haproxy)
+            wait_for("every compile master up", lambda haproxy=haproxy: sum(  # type: ignore[misc]
+                status.startswith("UP") for status in haproxy.servers("compile_masters_puppetserver").values()
+            ) == COMPILE_MASTERS)  # fmt: skip
+        yield [("127.0.0.1", h.settings.puppetserver_port) for h in haproxies], client_context(ca_file)
     finally:
-        haproxy.stop()
+        for haproxy in haproxies:
+            haproxy.stop()
         dns.stop()
         for stub in stubs:
             stub.close()
@@ -177,18 +212,18 @@ def measure(row: Row, balance: str, seed: int) -> list[float]:
     runs = schedule(row, seed)
     durations: list[float] = []
     directory = tempfile.TemporaryDirectory(prefix="pe-lb-balancing-")
-    with directory, pool(Path(directory.name), row.slow, balance) as (address, context):
+    with directory, pool(Path(directory.name), row, balance) as (fronts, context):
         began = time.monotonic()
         threads = []
 
-        def one(seconds: list[float]) -> None:
+        def one(steps: list[Step], front: int) -> None:
             start = time.monotonic()
-            agent_run(address, context, seconds)
+            agent_run(fronts[front], context, steps)
             durations.append((time.monotonic() - start) * TIME_SCALE)
 
-        for start, seconds in runs:
+        for start, steps, front in runs:
             time.sleep(max(0.0, began + start / TIME_SCALE - time.monotonic()))
-            thread = threading.Thread(target=one, args=(seconds,), daemon=True)
+            thread = threading.Thread(target=one, args=(steps, front), daemon=True)
             thread.start()
             threads.append(thread)
         for thread in threads:
@@ -200,30 +235,33 @@ def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
+def rows(quick: bool, runs: int) -> list[Row]:
+    loads = (0.85,) if quick else LOADS
+    table = [Row(load, slow, runs) for slow in (False, True) for load in loads]
+    # What one HAProxy on loopback leaves out: several instances behind the NLB, each seeing part of
+    # the connections, and agents holding connections idle (counted by leastconn as busy).
+    return table + [Row(0.85, slow, runs, **extra) for extra in ({"haproxies": 2}, {"idle": True})
+                    for slow in (False, True)]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="85 % load only, fewer runs")
     parser.add_argument("--runs", type=int, default=0, help="agent runs per measurement")
     args = parser.parse_args()
-    loads = (0.85,) if args.quick else LOADS
     runs = args.runs or (300 if args.quick else 600)
     print(
-        f"{'pool load':<34} {'algorithm':<11} {'p50':>7} {'p95':>7} {'p99':>7}   leastconn / random(1), p99"
+        f"{'pool load':<46} {'algorithm':<11} {'p50':>7} {'p95':>7} {'p99':>7}   leastconn / random(1), p99"
     )
-    for slow in (False, True):
-        for load in loads:
-            row = Row(load, slow, runs)
-            label = f"{load:.0%} " + ("of what is left, one 2x slower" if slow else "equal compile masters")
-            p99 = {}
-            for balance in ALGORITHMS:
-                durations = measure(row, balance, seed=int(load * 100) + slow)
-                p99[balance] = percentile(durations, 99)
-                p50, p95 = percentile(durations, 50), percentile(durations, 95)
-                print(f"{label:<34} {balance:<11} {p50:7.1f} {p95:7.1f} {p99[balance]:7.1f}", flush=True)
-            print(
-                f"{label:<34} {'':<11} {'':>7} {'':>7} {'':>7}   {p99['leastconn'] / p99['random(1)']:.2f}",
-                flush=True,
-            )
+    for row in rows(args.quick, runs):
+        p99 = {}
+        for balance in ALGORITHMS:
+            durations = measure(row, balance, seed=int(row.load * 100) + row.slow)
+            p99[balance] = percentile(durations, 99)
+            p50, p95 = percentile(durations, 50), percentile(durations, 95)
+            print(f"{row.label:<46} {balance:<11} {p50:7.1f} {p95:7.1f} {p99[balance]:7.1f}", flush=True)
+        ratio = p99["leastconn"] / p99["random(1)"]
+        print(f"{row.label:<46} {'':<11} {'':>7} {'':>7} {'':>7}   {ratio:.2f}", flush=True)
 
 
 if __name__ == "__main__":
