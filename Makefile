@@ -113,7 +113,7 @@ benchmark: venv
 	"$(PY)" -m benchmarks.evaluate
 	"$(PY)" -m benchmarks.join
 
-# Least connections against the NLB's flow hash, in real HAProxy (about 15 minutes; QUICK=1: 3).
+# Least connections against the NLB's flow hash, in real HAProxy (about 25 minutes; QUICK=1: 8).
 benchmark-balancing: venv
 	$(call debian_packages,benchmark-balancing,$(REAL_HAPROXY_PACKAGES))
 	"$(PY)" -m benchmarks.balancing $(if $(QUICK),--quick)
