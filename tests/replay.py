@@ -140,6 +140,8 @@ class World:
     def up(self, after: Graph, *, fail: Callable[[Step], bool] = lambda step: False) -> Up:
         """Run the steps `pulumi up` takes to ``after``, in order, checking agents after each."""
         up = Up(plan(self.state, after))
+        # Olds that new resources answer to (aliases) are the same resources under their new URNs.
+        self.state = up.plan.before.copy()
         for step in up.plan.steps:
             try:
                 if fail(step):
@@ -153,6 +155,10 @@ class World:
             up.ran.append(step)
             self.signed_once |= self.primary.signed
             up.checks += self._checks(step)
+        # Component resources are in the state once registered; a parent registers before its children.
+        self.state.components = list(
+            dict.fromkeys([*self.state.components, *(r.urn for r in after.resources if not r.custom)])
+        )
         self.address = self._given_address() or self.address
         return up
 

@@ -7,6 +7,7 @@ an agent is first not served. When the program is fixed, it is served throughout
 test fails: turn it into a ``..._serves_agents_throughout`` test.
 """
 
+import dataclasses
 import functools
 import json
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.engine import Step
-from tests.harness import Graph, run_main
+from tests.harness import PROJECT_DIR, Graph, run_file, run_main
 from tests.replay import Up, World, deployed, previous_release, stranded_at
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -28,6 +29,9 @@ RECORD = "aws:route53/record:Record"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 DNS = {"poolDnsName": "puppet-pool.example.com", "hostedZoneId": "Z0123456789ABC"}
 NEW_IMAGE = "ami-0fedcba9876543210"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+WIRED_BY_HAND = PROJECT_DIR / "tests" / "programs" / "wired_by_hand.py"
 
 
 @pytest.fixture
@@ -362,3 +366,55 @@ def test_a_later_pe_lb_upgrade_runs_only_the_install_commands(
             "pe-lb-pe-agent-script",
         }
         assert {op for op, _ in changed} <= {"create-replacement", "replace", "delete-replaced"}
+
+
+def _before_pe_compiler_pool(config: dict[str, Any]) -> Graph:
+    """The stack as pe-lb's former program made it: its parts at the top of the stack, no
+    maintenance options, no alarms, no dashboard."""
+    graph = run_file(WIRED_BY_HAND, config)
+    return dataclasses.replace(
+        graph,
+        resources=[
+            dataclasses.replace(
+                r, raw_inputs={k: v for k, v in r.raw_inputs.items() if k != "maintenanceOptions"}
+            )
+            for r in graph.resources
+        ],
+    )
+
+
+def test_moving_to_pe_compiler_pool_serves_agents_throughout(tmp_path: Path, config: dict[str, Any]) -> None:
+    """The parts are taken over in place (aliases); instances are updated in place; alarms and the
+    dashboard are made after the gate; nothing is replaced or deleted."""
+    with deployed(tmp_path, _before_pe_compiler_pool(config)) as world:
+        signed = set(world.primary.signed)
+        up = world.up(program(config))
+        assert up.failed is None, up.error
+        assert served(up), up.report()
+        assert {s.op for s in up.ran} <= {"same", "update", "create"}
+        assert {s.type for s in up.ran if s.op == "create"} == {ALARM, DASHBOARD}
+        assert {s.name for s in up.ran if s.op == "update"} == {"pe-lb-0", "pe-lb-1"}
+        gate = max(i for i, s in enumerate(up.ran) if s.type == "command:local:Command")
+        assert all(i > gate for i, s in enumerate(up.ran) if s.type == ALARM), "alarms after the gate"
+        assert world.primary.signed == signed
+
+
+def test_a_failed_alarm_leaves_the_pool_serving_and_the_next_up_makes_the_rest(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """CloudWatch refuses an alarm (no permission, no service-linked role): the update stops there,
+    nothing in the agents' path has changed, and the next `up` makes the alarms still missing."""
+
+    def alarm(step: Step) -> bool:
+        return step.op == "create" and step.type == ALARM
+
+    with deployed(tmp_path, _before_pe_compiler_pool(config)) as world:
+        first = world.up(program(config), fail=alarm)
+        assert first.failed is not None and alarm(first.failed)
+        assert served(first), first.report()
+        assert not [s for s in first.ran if s.op.startswith("delete") or s.op == "create-replacement"]
+        second = world.up(program(config))
+        assert second.failed is None, second.error
+        assert served(second), second.report()
+        made = {s.name for s in [*first.ran, *second.ran] if s.type == ALARM and s.op == "create"}
+        assert len(made) == 2 * 2 + 2 * 2
