@@ -387,8 +387,9 @@ def _warn_of_pools_under_other_names(pool_tag: str, pool: pulumi.Resource) -> No
     """A PeCompilerPool takes over parts wired by hand only under their own name (its parts' aliases):
     under another name it builds a second pool, and removing the old parts deletes the NLB agents
     use. Said at preview when this stack has a pool under other names and none under this one."""
-    others = preflight.pools_in_stack(pulumi.get_project(), pulumi.get_stack()) - {pool_tag}
-    if others and preflight.existing_load_balancer(pool_tag) is None:
+    pools = preflight.pools_in_stack(pulumi.get_project(), pulumi.get_stack())
+    others = pools - {pool_tag}
+    if others and pool_tag not in pools:
         names = ", ".join(sorted(other.rsplit("/", 1)[1] for other in others))
         pulumi.log.warn(
             f"this stack already has a pe-lb pool named {names} (its NLB's {pe.POOL_TAG} tag) and none named "

@@ -19,7 +19,18 @@ import botocore.exceptions
 
 from .. import pe
 from . import checks, stack
-from .pool import FOREIGN, GONE, HEALTHY, Instance, Pool, PoolError, PoolStatus, TargetHealth, client_config
+from .pool import (
+    FOREIGN,
+    GONE,
+    HEALTHY,
+    Instance,
+    Pool,
+    PoolError,
+    PoolStatus,
+    TargetHealth,
+    client_config,
+    error_code,
+)
 from .probe import probe
 from .sizing import agent_count, run_interval_seconds, size, sizing_text
 
@@ -238,7 +249,7 @@ def cmd_status(context: Context) -> int:
             status.alarms = pool.firing_alarms(identity)
         except botocore.exceptions.ClientError as error:
             # The pool's state is still worth showing; say what is missing instead of failing.
-            status.alarms_unreadable = error.response.get("Error", {}).get("Code", "error")
+            status.alarms_unreadable = error_code(error) or "error"
     if context.args.json:
         emit_json(context, status_json(status))
     else:

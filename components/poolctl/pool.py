@@ -158,7 +158,7 @@ class Pool:
             try:
                 found = self.elb.describe_load_balancers(**{by: [self.reference]})["LoadBalancers"]
             except botocore.exceptions.ClientError as error:
-                if _code(error) == "LoadBalancerNotFound":
+                if error_code(error) == "LoadBalancerNotFound":
                     raise PoolError(
                         f"no load balancer {self.reference!r} in this account and region "
                         "(check --load-balancer, --region and --profile)"
@@ -196,7 +196,7 @@ class Pool:
         try:
             group = self.elb.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
         except botocore.exceptions.ClientError as error:
-            if _code(error) == "TargetGroupNotFound":
+            if error_code(error) == "TargetGroupNotFound":
                 raise _missing_group(port, arn) from None
             raise
         attributes = self.elb.describe_listener_attributes(ListenerArn=listener["ListenerArn"])["Attributes"]
@@ -280,7 +280,7 @@ class Pool:
         try:
             reservations = self.ec2.describe_instances(InstanceIds=ids)["Reservations"]
         except botocore.exceptions.ClientError as error:
-            if _code(error).startswith("InvalidInstanceID"):
+            if error_code(error).startswith("InvalidInstanceID"):
                 raise PoolError(f"no EC2 instance {', '.join(ids)} in this account and region") from None
             raise
         found = {}
@@ -324,9 +324,9 @@ class Pool:
                 TargetGroupArn=group.target_group_arn, **targets
             )["TargetHealthDescriptions"]
         except botocore.exceptions.ClientError as error:
-            if _code(error) == "InvalidTarget":
+            if error_code(error) == "InvalidTarget":
                 return []
-            if _code(error) == "TargetGroupNotFound":
+            if error_code(error) == "TargetGroupNotFound":
                 raise _missing_group(group.port, group.target_group_arn) from None
             raise
         return descriptions
@@ -344,5 +344,5 @@ def _health(description: dict[str, Any]) -> TargetHealth:
     return TargetHealth(health["State"], health.get("Reason", ""), health.get("Description", ""))
 
 
-def _code(error: botocore.exceptions.ClientError) -> str:
+def error_code(error: botocore.exceptions.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))

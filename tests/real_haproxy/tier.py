@@ -230,20 +230,20 @@ class Haproxy:
         text = self.command("show stat").lstrip("# ")
         return [row for row in csv.DictReader(text.splitlines()) if row.get("pxname")]
 
-    def servers(self, backend: str) -> dict[str, str]:
-        """Address -> status (UP, DOWN, MAINT...) of the slots that hold an address."""
+    def slots(self, backend: str) -> dict[str, dict[str, str]]:
+        """Address -> `show stat` row of the backend's server slots that hold an address."""
         return {
-            row["addr"].rsplit(":", 1)[0]: row["status"]
+            row["addr"].rsplit(":", 1)[0]: row
             for row in self.stat()
             if row["pxname"] == backend and row["svname"].startswith("compile-master-") and row.get("addr")
         }
 
+    def servers(self, backend: str) -> dict[str, str]:
+        """Address -> status (UP, DOWN, MAINT...)."""
+        return {address: row["status"] for address, row in self.slots(backend).items()}
+
     def current_sessions(self, backend: str) -> dict[str, int]:
-        return {
-            row["addr"].rsplit(":", 1)[0]: int(row["scur"] or 0)
-            for row in self.stat()
-            if row["pxname"] == backend and row["svname"].startswith("compile-master-") and row.get("addr")
-        }
+        return {address: int(row["scur"] or 0) for address, row in self.slots(backend).items()}
 
 
 @dataclass
