@@ -37,3 +37,7 @@ pulumi.export("drainedCompileMasterIds", pool.drained_compile_master_ids)
 pulumi.export("agentInstallCommand", pool.agent_install_command)
 pulumi.export("alarmNames", pool.alarm_names)
 pulumi.export("dashboardUrl", pool.dashboard_url)
+# least-connections: the HAProxy instances in the NLB's target groups, and the name they resolve.
+pulumi.export("balancing", pool.balancing)
+pulumi.export("haproxyInstanceIds", pool.haproxy_instance_ids)
+pulumi.export("discoveryName", pool.discovery_name)

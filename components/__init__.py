@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .compile_master_pool import CompileMasterPool, CompileMasterPoolArgs
     from .compiler_pool import PeCompilerPool, PeCompilerPoolArgs
+    from .haproxy_tier import HaproxyTier, HaproxyTierArgs
     from .load_balancer import PuppetLoadBalancer, PuppetLoadBalancerArgs
     from .pe_agent import PeAgentPoolAddress, PeAgentPoolAddressArgs
     from .pe_repo import PeRepoPoolAddress, PeRepoPoolAddressArgs
@@ -28,6 +29,8 @@ _EXPORTS = {
     "CompileMasterPoolArgs": "compile_master_pool",
     "PeCompilerPool": "compiler_pool",
     "PeCompilerPoolArgs": "compiler_pool",
+    "HaproxyTier": "haproxy_tier",
+    "HaproxyTierArgs": "haproxy_tier",
     "PeAgentPoolAddress": "pe_agent",
     "PeAgentPoolAddressArgs": "pe_agent",
     "PeRepoPoolAddress": "pe_repo",
@@ -48,6 +51,8 @@ _EXPORTS = {
 __all__ = [
     "CompileMasterPool",
     "CompileMasterPoolArgs",
+    "HaproxyTier",
+    "HaproxyTierArgs",
     "PeAgentPoolAddress",
     "PeAgentPoolAddressArgs",
     "PeCompilerPool",

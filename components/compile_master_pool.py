@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_command as command
 
 from . import pe, validation
+from .instances import at_least_one_subnet, hardened, round_robin
 from .network import admit_cidrs, tagged, user_tags
 from .primary import PrimaryAccess, PrimaryAccessArgs, install_primary_script, primary_command
 from .scripts import read_script
@@ -43,9 +44,9 @@ class CompileMasterPoolArgs(TypedDict):
     """Subnets the compile masters are spread over, round-robin; each keeps the one it was made in."""
     load_balancer_security_group_id: pulumi.Input[str]
     """The NLB's security group, admitted to 8140 and 8142."""
-    target_group_arns: pulumi.Input[Mapping[str, pulumi.Input[str]]]
+    target_group_arns: NotRequired[pulumi.Input[Mapping[str, pulumi.Input[str]]] | None]
     """Target group per port ("8140", "8142") each compile master joins: PuppetLoadBalancer's
-    targetGroupArns."""
+    targetGroupArns. Absent: the compile masters join none (an HaproxyTier balances them)."""
     primary_cidrs: pulumi.Input[Sequence[str]]
     """Addresses of the primary (and replica), admitted to 8140 and 8142: the join checks each
     compile master's status from the primary."""
@@ -103,7 +104,7 @@ class CompileMasterPool(pulumi.ComponentResource):
             args.get("root_volume_size_gb", DEFAULT_ROOT_VOLUME_GB),
             *ROOT_VOLUME_GB_RANGE,
         )
-        subnet_ids = validation.checked(args["subnet_ids"], _at_least_one_subnet)
+        subnet_ids = validation.checked(args["subnet_ids"], at_least_one_subnet)
         drained_given = args.get("drained", [])
         if isinstance(drained_given, pulumi.Output) or not all(
             isinstance(i, int) and 0 <= i < count
@@ -116,9 +117,11 @@ class CompileMasterPool(pulumi.ComponentResource):
         drained = set(drained_given)  # type: ignore[arg-type]
         # Keys checked now when the map is known; each value keeps its own target group's
         # dependency (an attachment must depend on its group, not on both).
-        given_arns = args["target_group_arns"]
-        target_group_arns: Mapping[str, Any] | pulumi.Output[Mapping[str, Any]]
-        if isinstance(given_arns, Mapping):
+        given_arns = args.get("target_group_arns")
+        target_group_arns: Mapping[str, Any] | pulumi.Output[Mapping[str, Any]] | None
+        if given_arns is None:
+            target_group_arns = None
+        elif isinstance(given_arns, Mapping):
             target_group_arns = _one_per_pool_port(given_arns)
         else:
             target_group_arns = pulumi.Output.from_input(given_arns).apply(_one_per_pool_port)  # type: ignore[arg-type]
@@ -200,30 +203,15 @@ class CompileMasterPool(pulumi.ComponentResource):
                 f"{name}-{index}",
                 ami=args["ami_id"],
                 instance_type=args.get("instance_type", DEFAULT_INSTANCE_TYPE),
-                subnet_id=_round_robin(subnet_ids, index),
+                subnet_id=round_robin(subnet_ids, index),
                 vpc_security_group_ids=[security_group.id],
-                associate_public_ip_address=False,
                 key_name=args.get("key_name") or None,
                 # The hostname, and so the certname, is the instance id: never reused by a later instance.
                 private_dns_name_options=aws.ec2.InstancePrivateDnsNameOptionsArgs(
                     hostname_type="resource-name",
                     enable_resource_name_dns_a_record=True,
                 ),
-                # EC2 moves the instance to healthy hardware after a failed system status check
-                # (same id, IP, volumes: same certname). Stated, not left to the account's default;
-                # PoolAlarms adds an alarm that recovers explicitly and pages.
-                maintenance_options=aws.ec2.InstanceMaintenanceOptionsArgs(auto_recovery="default"),
-                metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
-                    http_endpoint="enabled",
-                    http_tokens="required",
-                    http_put_response_hop_limit=1,
-                ),
-                root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                    encrypted=True,
-                    volume_type="gp3",
-                    volume_size=root_volume_size_gb,
-                    delete_on_termination=True,
-                ),
+                **hardened(root_volume_size_gb),
                 user_data=user_data,
                 # User data runs at first boot only: a new pool address needs a new certificate,
                 # which only a fresh instance requests.
@@ -277,10 +265,10 @@ class CompileMasterPool(pulumi.ComponentResource):
             )
             # In rotation only once joined; out of rotation (deleted first) before it leaves.
             # A drained compile master has no attachment: refresh finds none to restore.
-            for port in () if index in drained else pe.POOL_PORTS:
+            for port in () if index in drained or target_group_arns is None else pe.POOL_PORTS:
                 aws.lb.TargetGroupAttachment(
                     f"{name}-{index}-{port}",
-                    target_group_arn=_for_port(target_group_arns, port),
+                    target_group_arn=_for_port(target_group_arns, port),  # type: ignore[arg-type]
                     target_id=instance.id,
                     port=port,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[joined]),
@@ -294,6 +282,9 @@ class CompileMasterPool(pulumi.ComponentResource):
         self.private_ips = pulumi.Output.all(*[instance.private_ip for instance in instances])
         self.certnames = pulumi.Output.all(*certnames)
         self.security_group_id = security_group.id
+        self.ca_certificate = pulumi.Output.secret(primary_files.stdout).apply(_ca_certificate)
+        """The PE CA bundle the compile masters were made with (Python only: HaproxyTier's health
+        checks verify them against it)."""
         self.register_outputs(
             {
                 "instanceIds": self.instance_ids,
@@ -369,6 +360,13 @@ def _report(recorded: str, answer: str | None, urn: str, parent: pulumi.Resource
         )
 
 
+def _ca_certificate(primary_files: str) -> str:
+    try:
+        return str(json.loads(primary_files)["caCertificate"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("reading the PE CA from the primary gave no answer pe-lb understands") from None
+
+
 def render_bootstrap(primary_host: str, pool_names: Sequence[str], primary_files: str) -> str:
     """User data: the bootstrap script with its parameters set in front of it.
 
@@ -412,18 +410,6 @@ def render_bootstrap(primary_host: str, pool_names: Sequence[str], primary_files
             "pulumi up --replace the primary-files command"
         )
     return user_data
-
-
-def _at_least_one_subnet(subnet_ids: Sequence[str]) -> list[str]:
-    if isinstance(subnet_ids, str) or not subnet_ids:
-        raise ValueError(f"subnet_ids={subnet_ids!r} must list at least one subnet")
-    return list(subnet_ids)
-
-
-def _round_robin(subnet_ids: "list[str] | pulumi.Output[list[str]]", index: int) -> pulumi.Input[str]:
-    if isinstance(subnet_ids, pulumi.Output):
-        return subnet_ids.apply(lambda ids: ids[index % len(ids)])
-    return subnet_ids[index % len(subnet_ids)]
 
 
 def _one_per_pool_port(arns: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -9,6 +9,7 @@ import pulumi
 
 from . import pe, pool_config, preflight
 from .compile_master_pool import CompileMasterPool
+from .haproxy_tier import HaproxyTier
 from .load_balancer import PuppetLoadBalancer
 from .pe_agent import PeAgentPoolAddress
 from .pe_repo import PeRepoPoolAddress
@@ -93,6 +94,15 @@ class PeCompilerPoolArgs(TypedDict):
     """Alarm when fewer compile masters are healthy on a port (default, or 0: all in rotation but one)."""
     unhealthy_target_minutes: NotRequired[int]
     """Alarm when a compile master is unhealthy this many minutes, 1..60 (default 5)."""
+    balancing: NotRequired[str]
+    """flow-hash (default: the NLB targets the compile masters) or least-connections (the NLB targets
+    HAProxy instances, which balance to the compile masters by least connections)."""
+    haproxy_count: NotRequired[int]
+    """least-connections: HAProxy instances, spread over subnet_ids' zones, 2..20 (default 2)."""
+    haproxy_instance_type: NotRequired[str]
+    """least-connections: their EC2 instance type (default c6i.large)."""
+    haproxy_ami_id: NotRequired[pulumi.Input[str]]
+    """least-connections: their image (default ami_id), whose distribution packages haproxy."""
     aws: NotRequired[AwsAccountArgs]
     """The account the health gate reads, as the AWS provider has it; credentials otherwise from the
     environment."""
@@ -133,6 +143,12 @@ class PeCompilerPool(pulumi.ComponentResource):
     """Every CloudWatch alarm of the pool."""
     dashboard_url: pulumi.Output[str]
     """The pool's CloudWatch dashboard."""
+    balancing: pulumi.Output[str]
+    """flow-hash or least-connections."""
+    haproxy_instance_ids: pulumi.Output[list[str]]
+    """least-connections: the HAProxy instances (the NLB's targets); empty with flow-hash."""
+    discovery_name: pulumi.Output[str]
+    """least-connections: the DNS name HAProxy finds the compile masters by; empty with flow-hash."""
 
     def __init__(
         self, name: str, args: PeCompilerPoolArgs, opts: pulumi.ResourceOptions | None = None
@@ -155,9 +171,16 @@ class PeCompilerPool(pulumi.ComponentResource):
         # Agents must find a working pool when pe_repo starts handing out its address: every
         # compile master joined (the pool component's children) and in rotation.
         ready: list[pulumi.Resource] = [load_balancer, compile_masters]
+        haproxy = None
+        if settings.least_connections:
+            haproxy = parts.haproxy(settings, pool_tag, load_balancer, compile_masters)
+            ready.append(haproxy)
         if settings.wait_for_healthy:
+            # The NLB's targets: the HAProxy instances, or the compile masters themselves.
+            targets = haproxy.instances if haproxy else compile_masters.instances
+            drained = [] if haproxy else settings.drained_compile_masters
             ready.append(
-                parts.health_gate(settings, load_balancer, compile_masters, args.get("aws") or {}, ready)
+                parts.health_gate(settings, load_balancer, targets, drained, args.get("aws") or {}, ready)
             )
         dns_names = [*filter(None, [settings.pool_dns_name]), *settings.additional_pool_dns_names]
         if settings.hosted_zone_id and dns_names:
@@ -174,7 +197,12 @@ class PeCompilerPool(pulumi.ComponentResource):
                 "load_balancer_arn": load_balancer.arn,
                 "target_group_arns": load_balancer.target_group_arns,
                 "instance_ids": instance_ids,
-                "in_rotation": settings.compile_master_count - len(settings.drained_compile_masters),
+                # The targets the NLB's health counts: HAProxy instances, or compile masters.
+                "in_rotation": (
+                    settings.haproxy_count
+                    if haproxy
+                    else settings.compile_master_count - len(settings.drained_compile_masters)
+                ),
                 "healthy_targets_floor": settings.healthy_targets_floor,
                 "unhealthy_target_minutes": settings.unhealthy_target_minutes,
                 "alarm_topic_arn": settings.alarm_topic_arn,
@@ -209,6 +237,9 @@ class PeCompilerPool(pulumi.ComponentResource):
         self.agent_install_command = load_balancer.pool_address.apply(pe.agent_install_command)
         self.alarm_names = alarms.alarm_names
         self.dashboard_url = dashboard.url
+        self.balancing = pulumi.Output.from_input(settings.balancing)
+        self.haproxy_instance_ids = haproxy.instance_ids if haproxy else pulumi.Output.from_input([])
+        self.discovery_name = haproxy.discovery_name if haproxy else pulumi.Output.from_input("")
         self.register_outputs(
             {
                 "poolAddress": self.pool_address,
@@ -223,6 +254,9 @@ class PeCompilerPool(pulumi.ComponentResource):
                 "agentInstallCommand": self.agent_install_command,
                 "alarmNames": self.alarm_names,
                 "dashboardUrl": self.dashboard_url,
+                "balancing": self.balancing,
+                "haproxyInstanceIds": self.haproxy_instance_ids,
+                "discoveryName": self.discovery_name,
             }
         )
 
@@ -296,7 +330,8 @@ class _Parts:
                 "vpc_id": settings.vpc_id,
                 "subnet_ids": settings.subnet_ids,
                 "load_balancer_security_group_id": load_balancer.security_group_id,
-                "target_group_arns": load_balancer.target_group_arns,
+                # With least-connections the NLB's targets are the HAProxy instances.
+                "target_group_arns": None if settings.least_connections else load_balancer.target_group_arns,
                 "count": settings.compile_master_count,
                 "instance_type": settings.instance_type,
                 "ami_id": settings.ami_id,
@@ -310,11 +345,54 @@ class _Parts:
             opts=self.options(),
         )
 
+    def haproxy(
+        self,
+        settings: pool_config.PoolSettings,
+        pool_tag: str,
+        load_balancer: PuppetLoadBalancer,
+        compile_masters: CompileMasterPool,
+    ) -> HaproxyTier:
+        drained = set(settings.drained_compile_masters)
+        in_rotation = [
+            instance.private_ip
+            for index, instance in enumerate(compile_masters.instances)
+            if index not in drained
+        ]
+        return HaproxyTier(
+            self.name,
+            {
+                "pool_name": pool_tag,
+                "vpc_id": settings.vpc_id,
+                "subnet_ids": settings.subnet_ids,
+                "ami_id": settings.haproxy_ami_id or settings.ami_id,
+                "load_balancer_security_group_id": load_balancer.security_group_id,
+                "target_group_arns": load_balancer.target_group_arns,
+                "compile_master_security_group_id": compile_masters.security_group_id,
+                "compile_master_addresses": in_rotation,
+                "ca_certificate": compile_masters.ca_certificate,
+                "count": settings.haproxy_count,
+                "instance_type": settings.haproxy_instance_type,
+                "key_name": settings.key_name,
+                "admin_cidrs": settings.admin_cidrs,
+                "agent_idle_timeout_seconds": settings.agent_idle_timeout_seconds,
+                "pcp_idle_timeout_seconds": settings.pcp_idle_timeout_seconds,
+                "health_check_path": settings.health_check_path,
+                "pcp_health_check_path": settings.pcp_health_check_path,
+                "health_check_interval_seconds": settings.health_check_interval_seconds,
+                "health_check_healthy_threshold": settings.health_check_healthy_threshold,
+                "health_check_unhealthy_threshold": settings.health_check_unhealthy_threshold,
+                "tags": settings.tags,
+            },
+            # The discovery record lists a compile master once it is joined.
+            opts=pulumi.ResourceOptions(parent=self.pool, depends_on=[compile_masters]),
+        )
+
     def health_gate(
         self,
         settings: pool_config.PoolSettings,
         load_balancer: PuppetLoadBalancer,
-        compile_masters: CompileMasterPool,
+        targets: Sequence[pulumi.CustomResource],
+        drained: Sequence[int],
         aws: AwsAccountArgs,
         ready: Sequence[pulumi.Resource],
     ) -> PoolHealthGate:
@@ -327,8 +405,8 @@ class _Parts:
                 "aws": aws,
                 # One wait per compile master in rotation, made again only when it is new: an
                 # update waits for what it adds or replaces; a sick one elsewhere never blocks it.
-                "instance_ids": [instance.id for instance in compile_masters.instances],
-                "drained": settings.drained_compile_masters,
+                "instance_ids": [target.id for target in targets],
+                "drained": drained,
             },
             opts=self.options(ready),
         )
@@ -411,5 +489,20 @@ def _config_key(arg: str) -> str:
 
 
 def settings_as_args(settings: pool_config.PoolSettings) -> dict[str, Any]:
-    """PeCompilerPool's args holding these settings (the stack config, read and checked)."""
-    return {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
+    """PeCompilerPool's args holding these settings (the stack config, read and checked): the values
+    left at their defaults are left out, as the stack config leaves them (so the HAProxy tier's keys
+    reach a flow-hash pool only when the stack config gives them, and are refused then)."""
+    return {
+        field.name: getattr(settings, field.name)
+        for field in dataclasses.fields(settings)
+        if not _is_default(field, getattr(settings, field.name))
+    }
+
+
+def _is_default(field: "dataclasses.Field[Any]", value: Any) -> bool:
+    if field.default is not dataclasses.MISSING:
+        return value is field.default or (type(value) is type(field.default) and value == field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+        return type(value) is type(default) and value == default
+    return False

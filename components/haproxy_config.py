@@ -5,13 +5,24 @@ and restores a compile master when the NLB would.
 """
 
 import re
-from dataclasses import asdict, dataclass, field
+import shlex
+from dataclasses import asdict, dataclass, field, replace
 from string import Template
 
 from . import pe
 from .scripts import read_script
 
 CONFIG_TEMPLATE = "haproxy.cfg"
+BOOTSTRAP_SCRIPT = "haproxy_bootstrap.sh"
+HAPROXY_CA_FILE = "/etc/haproxy/pe-ca.pem"
+"""Where an HAProxy instance keeps the PE CA bundle (the bootstrap writes it; the checks read it)."""
+HAPROXY_STATS_SOCKET = "/var/lib/haproxy/admin.sock"
+"""An HAProxy instance's admin socket: /var/lib/haproxy is made by Debian's and RHEL's packages alike,
+survives a reboot (/run/haproxy is made at boot on Debian only), and RHEL's SELinux policy lets
+HAProxy make a socket there (its own config keeps one there)."""
+USER_DATA_MAX_BYTES = 16384
+"""EC2's limit on user data, counted raw, before the base64 encoding the API carries it in (EC2 user
+guide, "Work with instance user data")."""
 BALANCE_ALGORITHMS = ("leastconn", "random(1)", "roundrobin", "random(2)")
 """leastconn is the tier's; the others are there to measure against (benchmarks/): random(1) picks one
 server at random as an NLB's flow hash does (in HAProxy 2.6 `random` alone means random(2))."""
@@ -38,15 +49,18 @@ class HaproxySettings:
     timing: pe.HealthCheckTiming = field(default_factory=pe.HealthCheckTiming)
     status_path: str = pe.STATUS_PATH
     pcp_status_path: str = pe.PCP_STATUS_PATH
-    dns_hold_seconds: int = 10
+    dns_hold_seconds: int = pe.DISCOVERY_TTL_SECONDS
     """How long an answer is kept: a compile master leaves the records, then rotation, within it."""
     stats_address: str = "127.0.0.1"
-    stats_port: int = 8404
+    stats_port: int = pe.HAPROXY_STATS_PORT
     stats_socket: str = "/run/haproxy/admin.sock"
     log_target: str = "/dev/log"
     max_connections: int = 100000
     """Every PXP agent holds one 8142 connection, every agent run one on 8140: room for a large
     pool (HAProxy needs two open files per connection; its systemd unit allows them)."""
+    run_as: str = "haproxy"
+    """User and group HAProxy runs as once its ports are bound (Debian's and RHEL's packages make
+    haproxy; a test that starts HAProxy itself passes its own user)."""
 
 
 def render(settings: HaproxySettings) -> str:
@@ -71,3 +85,55 @@ def render(settings: HaproxySettings) -> str:
                 f"{key}={value!r} cannot go into haproxy.cfg (letters, digits, _ . : / ( ) - only)"
             )
     return Template(read_script(CONFIG_TEMPLATE)).substitute(values)
+
+
+def instance_settings(discovery_name: str, **overrides: object) -> HaproxySettings:
+    """The settings of an EC2 instance of the tier: the VPC resolver, the CA where user_data's script
+    writes it, the admin socket in HAPROXY_STATS_SOCKET, and the stats page on every address at
+    pe.HAPROXY_STATS_PORT (private: the security group admits admins only, and the NLB never
+    forwards it).
+
+    ``overrides`` are other HaproxySettings fields, as the pool's config sets them: ``timing``
+    (pe.HealthCheckTiming), ``agent_idle_timeout_seconds``, ``pcp_idle_timeout_seconds``,
+    ``status_path``, ``pcp_status_path``; an unknown name is a TypeError.
+    """
+    settings = HaproxySettings(
+        discovery_name=discovery_name,
+        resolver=pe.VPC_RESOLVER,
+        ca_file=HAPROXY_CA_FILE,
+        stats_address="0.0.0.0",
+        stats_port=pe.HAPROXY_STATS_PORT,
+        stats_socket=HAPROXY_STATS_SOCKET,
+    )
+    return replace(settings, **overrides)
+
+
+def user_data(settings: HaproxySettings, ca_certificate: str) -> str:
+    """User data of an HAProxy instance: components/scripts/haproxy_bootstrap.sh with its parameters
+    (the rendered haproxy.cfg, the PE CA bundle, the admin socket's path) set in front of it."""
+    if "-----BEGIN CERTIFICATE-----" not in ca_certificate:
+        raise ValueError(
+            "ca_certificate must be the PE CA bundle in PEM (-----BEGIN CERTIFICATE-----): HAProxy's "
+            f"health checks verify compile masters against it; got {ca_certificate[:40]!r}"
+        )
+    config = render(settings)
+    parameters = {
+        # The script ends each file with one newline.
+        "PE_LB_HAPROXY_CFG": config.rstrip("\n"),
+        "PE_CA_CERTIFICATE": ca_certificate.strip(),
+        "PE_LB_HAPROXY_STATS_SOCKET": settings.stats_socket,
+    }
+    shebang, body = read_script(BOOTSTRAP_SCRIPT).split("\n", 1)
+    assignments = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in parameters.items())
+    text = f"{shebang}\n# Parameters rendered by pe-lb.\n{assignments}{body}"
+    size = len(text.encode())
+    if size > USER_DATA_MAX_BYTES:
+        ca_bytes = len(parameters["PE_CA_CERTIFICATE"].encode())
+        config_bytes = len(config.encode())
+        raise ValueError(
+            f"the HAProxy instances' user data would be {size} bytes, over EC2's limit of "
+            f"{USER_DATA_MAX_BYTES} (counted before base64): the PE CA bundle takes {ca_bytes}, "
+            f"haproxy.cfg {config_bytes}, the bootstrap script and the rest {size - ca_bytes - config_bytes}. "
+            f"The CA bundle is what varies: it must shrink by {size - USER_DATA_MAX_BYTES} bytes or more"
+        )
+    return text

@@ -5,6 +5,7 @@ The one place that knows the ports, the status path and the timing the PE page
 config, poolctl and the policy pack all read these names.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -224,3 +225,42 @@ class CompilerSizing:
 
 INSTANCE_SIZES = (("m6i.xlarge", 4, 16), ("m6i.2xlarge", 8, 32), ("m6i.4xlarge", 16, 64))
 """Instance types `poolctl size` picks from: name, vCPUs, GiB (the default first)."""
+
+
+BALANCING_MODES = ("flow-hash", "least-connections")
+"""How the pool spreads agents (config `balancing`): the NLB's flow hash straight to the compile
+masters, or an HAProxy tier behind the NLB balancing by least connections, as the PE page recommends."""
+FLOW_HASH, LEAST_CONNECTIONS = BALANCING_MODES
+
+HAPROXY_ROLE = "haproxy"
+"""ROLE_TAG value of the least-connections tier's HAProxy instances (POOL_TAG as the pool's)."""
+
+HAPROXY_STATS_PORT = 8404
+"""HAProxy's stats page (CSV at /;csv) on each HAProxy instance's private address: admitted from
+adminCidrs only, never behind the NLB."""
+
+HAPROXY_PUPPETSERVER_BACKEND = "compile_masters_puppetserver"
+HAPROXY_PCP_BROKER_BACKEND = "compile_masters_pcp_broker"
+"""The rendered haproxy.cfg's backends, one per pool port."""
+
+VPC_RESOLVER = "169.254.169.253:53"
+"""The Amazon-provided DNS server every VPC instance can ask: it answers the pool's private zone."""
+
+DISCOVERY_RECORD_LABEL = "compile-masters"
+"""The discovery record's first label: one A record per compile master in rotation."""
+
+DISCOVERY_TTL_SECONDS = 10
+"""TTL of the discovery record, and how long HAProxy holds an answer: a drained compile master
+leaves rotation within it."""
+
+
+def discovery_zone_name(pool: str) -> str:
+    """The private hosted zone of a pool's discovery record: one per pool (POOL_TAG value), so two
+    pools in one VPC never share a name, and a valid DNS name whatever the pool is called."""
+    digest = hashlib.sha256(pool.encode()).hexdigest()[:16]
+    return f"pool-{digest}.pe-lb.internal"
+
+
+def discovery_name(pool: str) -> str:
+    """The name HAProxy resolves for a pool's compile masters (server-template)."""
+    return f"{DISCOVERY_RECORD_LABEL}.{discovery_zone_name(pool)}"

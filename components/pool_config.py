@@ -26,6 +26,7 @@ from .compile_master_pool import (
     MAX_COMPILE_MASTERS,
     ROOT_VOLUME_GB_RANGE,
 )
+from .haproxy_tier import DEFAULT_HAPROXY_COUNT, DEFAULT_HAPROXY_INSTANCE_TYPE, HAPROXY_COUNT_RANGE
 from .load_balancer import load_balancer_identity
 from .network import check_inbound_rule_quota, user_tags
 from .pool_alarms import DEFAULT_UNHEALTHY_MINUTES, UNHEALTHY_MINUTES_RANGE, sns_topic_arn
@@ -108,6 +109,17 @@ class PoolSettings:
     """Fewest healthy compile masters per port before an alarm; None: all in rotation but one."""
     unhealthy_target_minutes: int = DEFAULT_UNHEALTHY_MINUTES
     """Minutes a compile master may be unhealthy in a target group before an alarm."""
+    balancing: str = pe.FLOW_HASH
+    """flow-hash (the NLB targets the compile masters) or least-connections (an HAProxy tier)."""
+    haproxy_count: int = DEFAULT_HAPROXY_COUNT
+    """HAProxy instances of the least-connections tier, spread over subnetIds' zones."""
+    haproxy_instance_type: str = DEFAULT_HAPROXY_INSTANCE_TYPE
+    haproxy_ami_id: pulumi.Input[str] | None = None
+    """The HAProxy instances' image; None: amiId (its distribution's haproxy package)."""
+
+    @property
+    def least_connections(self) -> bool:
+        return self.balancing == pe.LEAST_CONNECTIONS
 
     @property
     def nlb_subnet_ids(self) -> pulumi.Input[Sequence[pulumi.Input[str]]]:
@@ -281,6 +293,7 @@ def parse(raw: Mapping[str, object], secret_keys: set[str] | None = None) -> Poo
         ),
     )
 
+    settings = _balancing(reader, settings)
     drained = reader.optional("drainedCompileMasters", lambda k, v: _pool_indexes(k, v, settings))
     if drained:
         settings = dataclasses.replace(settings, drained_compile_masters=drained)
@@ -297,9 +310,62 @@ def parse(raw: Mapping[str, object], secret_keys: set[str] | None = None) -> Poo
     return settings
 
 
+HAPROXY_DEFAULTS: dict[str, object] = {
+    "haproxyCount": DEFAULT_HAPROXY_COUNT,
+    "haproxyInstanceType": DEFAULT_HAPROXY_INSTANCE_TYPE,
+    "haproxyAmiId": "",
+}
+"""Keys of the least-connections tier, with the defaults Pulumi.yaml gives every stack: another
+value with flow-hash is refused, never silently ignored."""
+
+
+def _balancing(reader: "_Reader", settings: PoolSettings) -> PoolSettings:
+    balancing = (
+        reader.optional("balancing", lambda k, v: validation.one_of(k, v, pe.BALANCING_MODES)) or pe.FLOW_HASH
+    )
+    given = [
+        key
+        for key, default in HAPROXY_DEFAULTS.items()
+        if not reader._absent(key) and str(reader.raw[key]) != str(default)
+    ]
+    if balancing != pe.LEAST_CONNECTIONS:
+        if given:
+            reader.errors.append(
+                f"{', '.join(given)} configure the HAProxy tier of balancing={pe.LEAST_CONNECTIONS}; "
+                f"balancing is {balancing}: set balancing={pe.LEAST_CONNECTIONS}, or remove them"
+            )
+        return settings
+    if str(reader.raw.get("healthyTargetsFloor") or 0) != "0":
+        reader.errors.append(
+            f"healthyTargetsFloor counts compile masters healthy in the NLB's target groups; with balancing="
+            f"{pe.LEAST_CONNECTIONS} the NLB's targets are the HAProxy instances, alarmed when fewer than "
+            "all but one are healthy: remove healthyTargetsFloor"
+        )
+    if settings.health_check_protocol != "HTTPS":
+        reader.errors.append(
+            f"healthCheckProtocol={settings.health_check_protocol} cannot go with balancing="
+            f"{pe.LEAST_CONNECTIONS}: HAProxy checks each compile master's status over TLS, verified "
+            "with the PE CA, as HTTPS does; use HTTPS"
+        )
+    return dataclasses.replace(
+        settings,
+        balancing=balancing,
+        haproxy_count=reader.integer(
+            "haproxyCount",
+            DEFAULT_HAPROXY_COUNT,
+            *HAPROXY_COUNT_RANGE,
+            "two or more, one per zone: one HAProxy instance alone is a single point of failure",
+        ),
+        haproxy_instance_type=reader.optional("haproxyInstanceType", _instance_type)
+        or DEFAULT_HAPROXY_INSTANCE_TYPE,
+        haproxy_ami_id=reader.optional("haproxyAmiId", lambda k, v: validation.aws_id(k, v, "ami")),
+    )
+
+
 OUTPUT_KEYS = frozenset(
     {
         "vpcId",
+        "haproxyAmiId",
         "subnetIds",
         "loadBalancerSubnetIds",
         "amiId",
@@ -602,4 +668,8 @@ KNOWN_KEYS: dict[str, str] = {
     "alarmTopicArn": "SNS topic ARN every alarm of the pool notifies",
     "healthyTargetsFloor": "alarm below this many healthy compile masters a port; 0: all in rotation but one",
     "unhealthyTargetMinutes": "alarm when a compile master is unhealthy this many minutes, 1..60",
+    "balancing": "flow-hash (the NLB balances to the compile masters) or least-connections (HAProxy does)",
+    "haproxyCount": f"HAProxy instances of least-connections, {HAPROXY_COUNT_RANGE[0]}..{HAPROXY_COUNT_RANGE[1]}",
+    "haproxyInstanceType": "EC2 instance type of the HAProxy instances",
+    "haproxyAmiId": "image for the HAProxy instances (default: amiId), with the distribution's haproxy",
 }

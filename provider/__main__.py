@@ -6,6 +6,7 @@ Pulumi infers the package schema from the components' typed Args and outputs
 
 from pe_lb import (
     CompileMasterPool,
+    HaproxyTier,
     PeAgentPoolAddress,
     PeCompilerPool,
     PeRepoPoolAddress,
@@ -27,6 +28,7 @@ COMPONENTS = [
     PeAgentPoolAddress,
     PoolAlarms,
     PoolDashboard,
+    HaproxyTier,
 ]
 
 if __name__ == "__main__":

@@ -241,6 +241,8 @@ class PeLbMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{args.name}/abc"
         if args.typ == "aws:ec2/securityGroup:SecurityGroup":
             resource_id = f"sg-{args.name}"
+        if args.typ == "aws:route53/zone:Zone":
+            state["zoneId"] = "Z" + format(abs(hash(args.name)) % 16**12, "012X")
         if args.typ == "aws:route53/record:Record":
             state["fqdn"] = args.inputs.get("name")
         if args.typ == "command:remote:Command":

@@ -11,6 +11,7 @@ from pulumi.provider.experimental.schema import generate_schema
 
 from components import (
     CompileMasterPool,
+    HaproxyTier,
     PeAgentPoolAddress,
     PeCompilerPool,
     PeRepoPoolAddress,
@@ -32,6 +33,7 @@ COMPONENTS = [
     PeAgentPoolAddress,
     PoolAlarms,
     PoolDashboard,
+    HaproxyTier,
 ]
 
 

@@ -185,7 +185,8 @@ def test_the_schema_takes_the_stack_config_keys_as_inputs(schema: dict[str, Any]
     assert set(pool["properties"]) == {
         "poolAddress", "loadBalancerArn", "loadBalancerDnsName", "targetGroupArns", "compileMasterIds",
         "compileMasterPrivateIps", "compileMasterCertnames", "compileMasterPoolTag",
-        "drainedCompileMasterIds", "agentInstallCommand", "alarmNames", "dashboardUrl",
+        "drainedCompileMasterIds", "agentInstallCommand", "alarmNames", "dashboardUrl", "balancing",
+        "haproxyInstanceIds", "discoveryName",
     }  # fmt: skip
     for name, spec in {**pool["inputProperties"], **pool["properties"]}.items():
         assert spec.get("description"), name

@@ -57,7 +57,7 @@ def test_inputs_outputs_and_required(schema: dict[str, Any]) -> None:
     assert lb["properties"]["targetGroupArns"]["type"] == "object"
     pool = resources["pe-lb:index:CompileMasterPool"]
     assert set(pool["requiredInputs"]) == {
-        "primary", "poolAddress", "vpcId", "subnetIds", "loadBalancerSecurityGroupId", "targetGroupArns",
+        "primary", "poolAddress", "vpcId", "subnetIds", "loadBalancerSecurityGroupId",
         "primaryCidrs", "amiId",
     }  # fmt: skip
     assert set(pool["properties"]) == {"instanceIds", "privateIps", "certnames", "securityGroupId"}

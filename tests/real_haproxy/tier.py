@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pwd
 import signal
 import socket
 import ssl
@@ -357,6 +358,8 @@ def running_tier(
         log_target="stdout",
         # Within a container's open-file limit (HAProxy asks for two per connection).
         max_connections=2000,
+        # Whoever runs the tier (root under make test-haproxy): HAProxy can only become its own user.
+        run_as=pwd.getpwuid(os.getuid()).pw_name,
     )
     haproxy = Haproxy(directory, settings)
     started: list[Any] = []
