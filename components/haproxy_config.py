@@ -8,6 +8,7 @@ import re
 import shlex
 from dataclasses import asdict, dataclass, field, replace
 from string import Template
+from typing import Any
 
 from . import pe
 from .scripts import read_script
@@ -87,7 +88,7 @@ def render(settings: HaproxySettings) -> str:
     return Template(read_script(CONFIG_TEMPLATE)).substitute(values)
 
 
-def instance_settings(discovery_name: str, **overrides: object) -> HaproxySettings:
+def instance_settings(discovery_name: str, **overrides: Any) -> HaproxySettings:
     """The settings of an EC2 instance of the tier: the VPC resolver, the CA where user_data's script
     writes it, the admin socket in HAPROXY_STATS_SOCKET, and the stats page on every address at
     pe.HAPROXY_STATS_PORT (private: the security group admits admins only, and the NLB never
@@ -133,7 +134,8 @@ def user_data(settings: HaproxySettings, ca_certificate: str) -> str:
         raise ValueError(
             f"the HAProxy instances' user data would be {size} bytes, over EC2's limit of "
             f"{USER_DATA_MAX_BYTES} (counted before base64): the PE CA bundle takes {ca_bytes}, "
-            f"haproxy.cfg {config_bytes}, the bootstrap script and the rest {size - ca_bytes - config_bytes}. "
+            f"haproxy.cfg {config_bytes}, the bootstrap script and the rest "
+            f"{size - ca_bytes - config_bytes}. "
             f"The CA bundle is what varies: it must shrink by {size - USER_DATA_MAX_BYTES} bytes or more"
         )
     return text

@@ -165,7 +165,7 @@ class HaproxyTier(pulumi.ComponentResource):
         # One value per compile master in rotation, sorted so that the order of the pool list
         # never shows as a change. Updated in place: HAProxy sees it within the TTL.
         addresses = pulumi.Output.from_input(args["compile_master_addresses"]).apply(
-            lambda values: sorted(values)
+            lambda values: sorted(str(value) for value in values)
         )
         aws.route53.Record(
             f"{name}-discovery",

@@ -669,7 +669,7 @@ KNOWN_KEYS: dict[str, str] = {
     "healthyTargetsFloor": "alarm below this many healthy compile masters a port; 0: all in rotation but one",
     "unhealthyTargetMinutes": "alarm when a compile master is unhealthy this many minutes, 1..60",
     "balancing": "flow-hash (the NLB balances to the compile masters) or least-connections (HAProxy does)",
-    "haproxyCount": f"HAProxy instances of least-connections, {HAPROXY_COUNT_RANGE[0]}..{HAPROXY_COUNT_RANGE[1]}",
+    "haproxyCount": "HAProxy instances of least-connections, {}..{}".format(*HAPROXY_COUNT_RANGE),
     "haproxyInstanceType": "EC2 instance type of the HAProxy instances",
     "haproxyAmiId": "image for the HAProxy instances (default: amiId), with the distribution's haproxy",
 }

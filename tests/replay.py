@@ -10,7 +10,10 @@ The steps are tests/engine.py's, in the engine's order. The world they act on:
 - the NLB (LoadBalancer, Listener, TargetGroup, TargetGroupAttachment steps): listeners forward
   to target groups, whose registered targets serve when healthy; the NLB's security groups
   admit agents by their ingress rules;
-- Route53 (Record steps): alias records to an NLB's DNS name;
+- Route53 (Record steps): alias records to an NLB's DNS name, and the discovery record (A values)
+  of balancing=least-connections;
+- HAProxy instances (Instance steps with the HAProxy role): an NLB target that forwards to the
+  compile masters its discovery name resolves to, those signed and whose security groups admit it;
 - agents: after every step, an agent resolves its pool address (a Route53 alias, or the NLB's
   own DNS name), reaches the NLB on 8140 and 8142, and checks that every healthy target of
   each listener presents a valid certificate naming that address (the NLB may pick any of
@@ -94,6 +97,16 @@ class CompileMaster:
     certname: str
     names: frozenset[str]
     """The DNS names its certificate holds."""
+    address: str = ""
+    security_groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Haproxy:
+    """An HAProxy instance (balancing=least-connections): what it resolves, where it connects from."""
+
+    discovery_name: str
+    security_groups: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,8 @@ class IngressRule:
     security_group: str
     ports: range
     cidr: ipaddress.IPv4Network | None
+    source_group: str | None = None
+    """A rule admitting another security group's members (referencedSecurityGroupId)."""
 
 
 class World:
@@ -128,6 +143,10 @@ class World:
         """ARN -> registered instance ids."""
         self.records: dict[str, str] = {}
         """Record name -> the DNS name it aliases."""
+        self.discovery: dict[str, list[str]] = {}
+        """A record's name -> its values (the discovery record of least-connections)."""
+        self.haproxies: dict[str, Haproxy] = {}
+        """By instance id."""
         self.compile_masters: dict[str, CompileMaster] = {}
         """By instance id."""
         self.ingress: dict[str, IngressRule] = {}
@@ -191,11 +210,11 @@ class World:
             group = self.listeners.get((arn, port))
             if group is None:
                 return f"{load_balancer.dns_name} has no listener on {port}"
+            # Every compile master a healthy target hands agents to (HAProxy: those it balances to).
             healthy = [
-                self.compile_masters[target]
+                compile_master
                 for target in sorted(self.target_groups.get(group, set()))
-                if target in self.compile_masters
-                and self.compile_masters[target].certname in self.signed_once
+                for compile_master in self._serving(target, port)
             ]
             if not healthy:
                 return f"no healthy compile master in the {port} target group"
@@ -207,6 +226,30 @@ class World:
                 if compile_master.certname not in signed:
                     return f"{compile_master.certname} (in the {port} group) has a revoked certificate"
         return ""
+
+    def _serving(self, target: str, port: int) -> list[CompileMaster]:
+        """The compile masters a target hands agents to on ``port``: itself once its certificate is
+        signed (puppetserver runs); an HAProxy instance, those its discovery name resolves to that
+        run and admit it (their security groups). None: the target is unhealthy."""
+        if target in self.compile_masters:
+            compile_master = self.compile_masters[target]
+            return [compile_master] if compile_master.certname in self.signed_once else []
+        haproxy = self.haproxies.get(target)
+        if haproxy is None:
+            return []
+        addresses = set(self.discovery.get(haproxy.discovery_name, []))
+        return [
+            compile_master
+            for compile_master in self.compile_masters.values()
+            if compile_master.address in addresses
+            and compile_master.certname in self.signed_once
+            and any(
+                rule.security_group in compile_master.security_groups
+                and rule.source_group in haproxy.security_groups
+                and port in rule.ports
+                for rule in self.ingress.values()
+            )
+        ]
 
     def _resolve(self, address: str) -> tuple[str, LoadBalancer] | None:
         """Route53 first (an alias to an NLB's name), else the NLB whose own DNS name it is."""
@@ -287,15 +330,26 @@ class World:
         name = _dns(resource.inputs["name"])
         if op.startswith("delete"):
             self.records.pop(name, None)
-        else:
+            self.discovery.pop(name, None)
+        elif resource.inputs.get("aliases"):
             self.records[name] = _dns(resource.inputs["aliases"][0]["name"])
+        else:
+            self.discovery[name] = list(resource.inputs["records"])
 
     def _instance(self, op: str, resource: Recorded) -> None:
         instance_id = resource.outputs["id"]
         if op.startswith("delete"):
             self.compile_masters.pop(instance_id, None)
+            self.haproxies.pop(instance_id, None)
             return
         if op == "update":
+            return
+        security_groups = frozenset(resource.inputs.get("vpcSecurityGroupIds") or [])
+        if (resource.inputs.get("tags") or {}).get(pe.ROLE_TAG) == pe.HAPROXY_ROLE:
+            # HAProxy resolves the name its config's server-template names.
+            found = re.search(r"server-template \S+ \S+ ([\w.-]+):", resource.inputs["userData"])
+            assert found, "no server-template in the HAProxy instance's user data"
+            self.haproxies[instance_id] = Haproxy(_dns(found.group(1)), security_groups)
             return
         # The bootstrap: certname from the instance's id and region, a request naming the pool.
         certname = pe.instance_certname(resource.outputs["arn"])
@@ -305,7 +359,9 @@ class World:
             self.primary.request_certificate(certname, alt_names=names)
         except RequestRefusedError as error:
             raise StepFailedError(f"{certname}'s bootstrap: {error}") from None
-        self.compile_masters[instance_id] = CompileMaster(certname, frozenset(names))
+        self.compile_masters[instance_id] = CompileMaster(
+            certname, frozenset(names), str(resource.outputs.get("privateIp", "")), security_groups
+        )
 
     def _ingress_rule(self, op: str, resource: Recorded) -> None:
         rule_id = resource.outputs["id"]
@@ -316,7 +372,10 @@ class World:
         cidr = ipaddress.ip_network(inputs["cidrIpv4"]) if inputs.get("cidrIpv4") else None
         ports = range(int(inputs.get("fromPort", 0)), int(inputs.get("toPort", 65535)) + 1)
         self.ingress[rule_id] = IngressRule(
-            inputs["securityGroupId"], ports, cidr if isinstance(cidr, ipaddress.IPv4Network) else None
+            inputs["securityGroupId"],
+            ports,
+            cidr if isinstance(cidr, ipaddress.IPv4Network) else None,
+            inputs.get("referencedSecurityGroupId"),
         )
 
     def _remote_command(self, op: str, resource: Recorded) -> None:
@@ -351,10 +410,7 @@ class World:
             missing = [i for i in waited_for for group in groups if i not in self.target_groups[group]]
             targets = [target for target in targets if target in waited_for] + missing
         sick = [
-            target
-            for target in targets
-            if target not in self.compile_masters
-            or self.compile_masters[target].certname not in self.signed_once
+            target for target in targets if not all(self._serving(target, port) for port in pe.POOL_PORTS)
         ]
         if not groups or sick:
             raise StepFailedError(f"poolctl wait-healthy: not healthy: {sorted(sick) or 'no target group'}")

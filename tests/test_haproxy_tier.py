@@ -142,7 +142,10 @@ def test_the_pool_outputs_say_how_it_balances(config: dict[str, Any], stack_conf
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"balancing": "round-robin"}, "balancing='round-robin' must be one of: flow-hash, least-connections"),
+        (
+            {"balancing": "round-robin"},
+            "balancing='round-robin' must be one of: flow-hash, least-connections",
+        ),
         ({**LEAST, "haproxyCount": 1}, "haproxyCount=1 must be 2..20 (two or more, one per zone"),
         ({"haproxyCount": 3}, "haproxyCount configure the HAProxy tier of balancing=least-connections"),
         ({"haproxyAmiId": "ami-0fedcba9876543210"}, "haproxyAmiId configure the HAProxy tier"),

@@ -418,3 +418,85 @@ def test_a_failed_alarm_leaves_the_pool_serving_and_the_next_up_makes_the_rest(
         assert served(second), second.report()
         made = {s.name for s in [*first.ran, *second.ran] if s.type == ALARM and s.op == "create"}
         assert len(made) == 2 * 2 + 2 * 2
+
+
+LEAST = {"balancing": "least-connections"}
+
+
+def behind_the_nlb(world: World) -> set[str]:
+    """What the NLB's target groups hold: "haproxy" and/or "compile-master"."""
+    targets = {target for group in world.target_groups.values() for target in group}
+    return {"haproxy" if t in world.haproxies else "compile-master" for t in targets}
+
+
+def test_switching_to_least_connections_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    with pool(tmp_path, config) as world:
+        signed = set(world.primary.signed)
+        up = change(world, {**config, **LEAST})
+        assert served(up), up.report()
+        assert behind_the_nlb(world) == {"haproxy"}
+        # The HAProxy instances serve (the gate) before the compile masters leave the target groups.
+        gate = max(
+            i for i, s in enumerate(up.ran) if s.type == "command:local:Command" and s.op.startswith("create")
+        )
+        assert gate < min(i for i, s in enumerate(up.ran) if s.op == "delete" and s.type == ATTACHMENT)
+        # The compile masters stay: no join, no leave, and the discovery record lists them all.
+        assert world.primary.signed == signed
+        assert sorted(world.discovery.popitem()[1]) == sorted(
+            c.address for c in world.compile_masters.values()
+        )
+
+
+def test_switching_back_to_flow_hash_serves_agents_throughout(tmp_path: Path, config: dict[str, Any]) -> None:
+    with pool(tmp_path, {**config, **LEAST}) as world:
+        up = change(world, config)
+        assert served(up), up.report()
+        assert behind_the_nlb(world) == {"compile-master"} and not world.haproxies and not world.discovery
+        # Each HAProxy leaves the target groups, then goes, and only then loses its way to the
+        # compile masters (its rules): never in rotation without it.
+        for index in range(2):
+            instance = step_of(up, "delete", INSTANCE, f"pe-lb-haproxy-{index}")
+            assert step_of(up, "delete", ATTACHMENT, f"pe-lb-haproxy-{index}-8140") < instance
+            for port in (8140, 8142):
+                assert instance < step_of(up, "delete", INGRESS, f"pe-lb-from-haproxy-{port}")
+
+
+def test_scaling_out_and_draining_with_least_connections_serve_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    with pool(tmp_path, {**config, **LEAST}) as world:
+        haproxies = set(world.haproxies)
+        up = change(world, {**config, **LEAST, "compileMasterCount": 3})
+        assert served(up), up.report()
+        (values,) = world.discovery.values()
+        assert len(values) == 3
+        up = change(world, {**config, **LEAST, "compileMasterCount": 3, "drainedCompileMasters": [0]})
+        assert served(up), up.report()
+        (values,) = world.discovery.values()
+        assert len(values) == 2
+        # Scaling and draining change the record, never an HAProxy instance.
+        assert set(world.haproxies) == haproxies
+
+
+def test_a_new_compile_master_image_with_least_connections_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    with pool(tmp_path, {**config, **LEAST}) as world:
+        old, haproxies = world.primary.signed, set(world.haproxies)
+        up = change(world, {**config, **LEAST, "amiId": NEW_IMAGE, "haproxyAmiId": config["amiId"]})
+        assert served(up), up.report()
+        assert world.primary.signed.isdisjoint(old)
+        assert set(world.haproxies) == haproxies
+
+
+def test_a_new_haproxy_image_replaces_haproxy_new_before_old_and_serves_agents_throughout(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    with pool(tmp_path, {**config, **LEAST}) as world:
+        old, signed = set(world.haproxies), set(world.primary.signed)
+        up = change(world, {**config, **LEAST, "haproxyAmiId": NEW_IMAGE})
+        assert served(up), up.report()
+        assert set(world.haproxies).isdisjoint(old) and len(world.haproxies) == 2
+        assert world.primary.signed == signed

@@ -26,6 +26,8 @@ pool = PeCompilerPool(
         "primary_cidrs": ["10.0.1.10/32"],
         "ami_id": "ami-0123456789abcdef0",
         "compile_master_count": 3,
+        # The PE page's advice: balance by least connections (HAProxy between the NLB and the pool).
+        "balancing": "least-connections",
         "tags": team_tags("puppet"),
     },
 )
