@@ -329,29 +329,49 @@ def _has_pool_listener(args: StackValidationArgs, balancer: PolicyResource) -> b
     )
 
 
+def is_haproxy(resource: PolicyResource) -> bool:
+    """An HAProxy instance of balancing=least-connections (HaproxyTier's role tag)."""
+    tags = resource.props.get("tags") or {}
+    return (
+        resource.resource_type == INSTANCE
+        and isinstance(tags, dict)
+        and tags.get(pe.ROLE_TAG) == pe.HAPROXY_ROLE
+    )
+
+
 def pool_wiring(args: StackValidationArgs, report: ReportViolation) -> None:
     masters = [r for r in args.resources if is_compile_master(r.resource_type, r.urn, r.props)]
     if not masters:
         return
     groups = {r.urn: pool_port(r.props) for r in _of(args, TARGET_GROUP) if pool_port(r.props)}
     attachments = _of(args, ATTACHMENT)
-    for master in masters:
+    # With least-connections, HAProxy is in the target groups and balances to the compile masters
+    # its discovery record lists (an A record made of their addresses).
+    discovery = [
+        r for r in _of(args, ROUTE53_RECORD) if r.props.get("type") == "A" and r.props.get("records")
+    ]
+    haproxies = [r for r in args.resources if is_haproxy(r)]
+    for target in [*masters, *haproxies]:
         ports = set()
         for attachment in attachments:
-            if not _depends(attachment, "targetId", master) and attachment.props.get(
+            if not _depends(attachment, "targetId", target) and attachment.props.get(
                 "targetId"
-            ) != master.props.get("id"):
+            ) != target.props.get("id"):
                 continue
             for group in attachment.property_dependencies.get("targetGroupArn", []):
                 if group.urn in groups:
                     ports.add(groups[group.urn])
         missing = sorted(set(pe.POOL_PORTS) - ports)
+        behind_haproxy = haproxies and any(_depends(record, "records", target) for record in discovery)
+        if missing and ports == set() and target in masters and behind_haproxy:
+            continue
         if missing:
+            what = "HAProxy instance" if target in haproxies else "compile master"
             report(
-                f"compile master {master.name} is not registered in the "
+                f"{what} {target.name} is not registered in the "
                 f"{' and '.join(map(str, missing))} target "
                 "group(s); agents and PXP connections need it in both",
-                master.urn,
+                target.urn,
             )
     if args.get_config().get(POOL_ADDRESS_ELSEWHERE_KEY):
         return
@@ -480,7 +500,8 @@ RULES: list[Rule] = [
     ),
     Rule(
         "pe-pool-wiring",
-        "Every compile master is in both target groups, and pe_repo points at the pool address.",
+        "Every compile master is in both target groups (with least-connections: in HAProxy's discovery "
+        "record, and every HAProxy instance in both), and pe_repo points at the pool address.",
         MANDATORY,
         pool_wiring,
         config={

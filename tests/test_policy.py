@@ -574,3 +574,27 @@ def test_config_and_policy_share_the_rule() -> None:
     for sources in (["1.0.0.0/8", "2.0.0.0/8"], ["2000::/3"], ["0.0.0.0/1", "128.0.0.0/1"]):
         assert validation.too_much_of_the_internet(sources)
         assert check_stack(RULE["pe-no-open-ssh-in-pieces"], ssh_rules(*sources))
+
+
+def test_a_least_connections_stack_has_no_violations(stack_config: dict[str, Any]) -> None:
+    assert all_violations(run_main({**stack_config, "balancing": "least-connections"})) == []
+
+
+def test_pool_wiring_flags_an_haproxy_instance_outside_a_target_group(stack_config: dict[str, Any]) -> None:
+    graph = run_main({**stack_config, "balancing": "least-connections"})
+    graph.resources = [r for r in graph.resources if r.name != "pe-lb-haproxy-1-8140"]
+    assert [v.message for v in stack_rule(graph, "pe-pool-wiring")] == [
+        "HAProxy instance pe-lb-haproxy-1 is not registered in the 8140 target group(s); agents and PXP "
+        "connections need it in both"
+    ]
+
+
+def test_pool_wiring_flags_a_compile_master_neither_in_a_group_nor_behind_haproxy(
+    stack_config: dict[str, Any],
+) -> None:
+    graph = run_main({**stack_config, "balancing": "least-connections"})
+    graph.resources = [r for r in graph.resources if r.type != "aws:route53/record:Record"]
+    found = stack_rule(graph, "pe-pool-wiring")
+    assert sorted(v.message.split(" is not")[0] for v in found) == [
+        f"compile master pe-lb-{i}" for i in range(3)
+    ]
