@@ -12,6 +12,7 @@ from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 
 from . import haproxy_config, pe, validation
 from .instances import at_least_one_subnet, hardened, round_robin
@@ -206,13 +207,22 @@ class HaproxyTier(pulumi.ComponentResource):
                     ignore_changes=["subnetId"],
                 ),
             )
+            # An HAProxy instance that goes (replaced, or the tier removed) still carries agent runs
+            # and PXP sockets. Deletes run in reverse order of dependencies: its attachments go (the
+            # NLB drains it), then this waits out the deregistration delay, then the instance goes.
+            drained = command.local.Command(
+                f"{name}-haproxy-{index}-drain",
+                delete=f"sleep {pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS}",
+                triggers=[instance.id],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[instance]),
+            )
             for port in pe.POOL_PORTS:
                 aws.lb.TargetGroupAttachment(
                     f"{name}-haproxy-{index}-{port}",
                     target_group_arn=args["target_group_arns"][str(port)],
                     target_id=instance.id,
                     port=port,
-                    opts=child,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[drained]),
                 )
             self.instances.append(instance)
 

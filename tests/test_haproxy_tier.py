@@ -116,12 +116,23 @@ def test_compile_masters_admit_haproxy_and_haproxy_leaves_before_the_rule(config
 def test_the_gate_waits_for_the_haproxy_instances_before_pe_repo(config: dict[str, Any]) -> None:
     graph = run_main(config)
     waited = set()
-    for gate in graph.of_type(GATE):
+    for gate in (g for g in graph.of_type(GATE) if "wait-healthy" in g.name):
         argv = shlex.split(gate.inputs["create"].rsplit("; ", 1)[1])
         waited |= {argv[i + 1] for i, flag in enumerate(argv) if flag == "--instance"}
     assert waited == {instance_id(r) for r in haproxies(graph)}
     pe_repo = graph.one(COMMAND, "pe-lb-pe-repo")
-    assert all(graph.depends_on(pe_repo, gate) for gate in graph.of_type(GATE))
+    assert all(graph.depends_on(pe_repo, gate) for gate in graph.of_type(GATE) if "wait-healthy" in gate.name)
+
+
+def test_an_haproxy_instance_that_goes_is_drained_first(config: dict[str, Any]) -> None:
+    graph = run_main(config)
+    for index, instance in enumerate(haproxies(graph)):
+        drain = graph.one(GATE, f"pe-lb-haproxy-{index}-drain")
+        assert drain.inputs["delete"] == f"sleep {pe.PUPPETSERVER_DEREGISTRATION_DELAY_SECONDS}"
+        assert "create" not in drain.inputs and drain.inputs["triggers"] == [instance_id(instance)]
+        assert graph.depends_on(drain, instance)
+        for port in pe.POOL_PORTS:
+            assert graph.depends_on(graph.one(ATTACHMENT, f"pe-lb-haproxy-{index}-{port}"), drain)
 
 
 def test_the_pool_outputs_say_how_it_balances(config: dict[str, Any], stack_config: dict[str, Any]) -> None:

@@ -458,7 +458,9 @@ def test_switching_back_to_flow_hash_serves_agents_throughout(tmp_path: Path, co
         # compile masters (its rules): never in rotation without it.
         for index in range(2):
             instance = step_of(up, "delete", INSTANCE, f"pe-lb-haproxy-{index}")
-            assert step_of(up, "delete", ATTACHMENT, f"pe-lb-haproxy-{index}-8140") < instance
+            drain = step_of(up, "delete", "command:local:Command", f"pe-lb-haproxy-{index}-drain")
+            for port in (8140, 8142):
+                assert step_of(up, "delete", ATTACHMENT, f"pe-lb-haproxy-{index}-{port}") < drain < instance
             for port in (8140, 8142):
                 assert instance < step_of(up, "delete", INGRESS, f"pe-lb-from-haproxy-{port}")
 
@@ -498,5 +500,14 @@ def test_a_new_haproxy_image_replaces_haproxy_new_before_old_and_serves_agents_t
         old, signed = set(world.haproxies), set(world.primary.signed)
         up = change(world, {**config, **LEAST, "haproxyAmiId": NEW_IMAGE})
         assert served(up), up.report()
+        # New ones in rotation (the gate) before an old one leaves it; each drained before it goes.
+        gates = [i for i, s in enumerate(up.ran) if s.op.startswith("create") and "wait-healthy" in s.name]
+        for index in range(2):
+            drain = step_of(up, "delete-replaced", "command:local:Command", f"pe-lb-haproxy-{index}-drain")
+            instance = step_of(up, "delete-replaced", INSTANCE, f"pe-lb-haproxy-{index}")
+            assert max(gates) < step_of(up, "delete-replaced", ATTACHMENT, f"pe-lb-haproxy-{index}-8140")
+            assert (
+                step_of(up, "delete-replaced", ATTACHMENT, f"pe-lb-haproxy-{index}-8140") < drain < instance
+            )
         assert set(world.haproxies).isdisjoint(old) and len(world.haproxies) == 2
         assert world.primary.signed == signed
