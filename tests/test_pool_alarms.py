@@ -54,6 +54,9 @@ def test_each_compile_master_is_recovered_on_a_failed_system_check_and_rebooted_
         ({"healthyTargetsFloor": 3}, 3),
         ({"drainedCompileMasters": [0]}, 1),
         ({"compileMasterCount": 1}, 1),
+        # The NLB's targets are the HAProxy instances: all of them but one.
+        ({"balancing": "least-connections", "haproxyCount": 3, "compileMasterCount": 5}, 2),
+        ({"balancing": "least-connections", "drainedCompileMasters": [0]}, 1),
     ],
 )
 def test_each_port_pages_below_the_floor_and_on_a_compile_master_that_stays_unhealthy(
