@@ -22,6 +22,7 @@ agents holding the connection idle through facts and apply (leastconn counts idl
 from __future__ import annotations
 
 import argparse
+import getpass
 import queue
 import random
 import socket
@@ -191,6 +192,7 @@ def pool(directory: Path, row: Row, balance: str) -> Iterator[tuple[list[tuple[s
                 compile_master_pcp_broker_port=port, max_compile_masters=8,
                 timing=replace(TIMING, interval_seconds=2), dns_hold_seconds=1, stats_port=free_port(),
                 stats_socket=str(own / "admin.sock"), log_target="stdout", max_connections=2000,
+                run_as=getpass.getuser(),  # whoever runs the benchmark: HAProxy keeps that user
             )  # fmt: skip
             haproxy = Haproxy(own, settings)
             haproxy.start()
