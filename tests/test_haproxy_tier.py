@@ -171,3 +171,23 @@ def test_bad_balancing_inputs_are_refused_naming_the_key(
     graph = run_main({**stack_config, **extra}, expect_error=True)
     assert message in str(graph.error)
     assert not graph.of_type(INSTANCE)
+
+
+def test_haproxy_checks_and_times_out_as_the_target_groups_do(config: dict[str, Any]) -> None:
+    graph = run_main(
+        {
+            **config,
+            "healthCheckIntervalSeconds": 30,
+            "healthCheckHealthyThreshold": 4,
+            "healthCheckUnhealthyThreshold": 3,
+            "pcpIdleTimeoutSeconds": 1500,
+            "agentIdleTimeoutSeconds": 900,
+            "healthCheckPath": "/status/v1/simple/server",
+        }
+    )
+    user_data = haproxies(graph)[0].inputs["userData"]
+    assert "inter 30s fall 3 rise 4" in user_data
+    assert "timeout tunnel 1500s" in user_data and "timeout client 900s" in user_data
+    assert "option httpchk GET /status/v1/simple/server" in user_data
+    assert f"option httpchk GET {pe.PCP_STATUS_PATH}" in user_data
+    assert "timeout check 5s" in user_data
