@@ -138,9 +138,7 @@ class HaproxyTier(pulumi.ComponentResource):
             description="Compile masters and package mirrors",
             opts=child,
         )
-        # The compile masters admit HAProxy. Each instance depends on these rules, so when the
-        # tier goes (balancing back to flow-hash) its instances go before the rules: an HAProxy
-        # still in rotation is never cut off from the compile masters.
+        # The compile masters admit HAProxy (each instance depends on these rules).
         to_compile_masters = [
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-from-haproxy-{port}",
@@ -168,7 +166,7 @@ class HaproxyTier(pulumi.ComponentResource):
         addresses = pulumi.Output.from_input(args["compile_master_addresses"]).apply(
             lambda values: sorted(str(value) for value in values)
         )
-        aws.route53.Record(
+        record = aws.route53.Record(
             f"{name}-discovery",
             zone_id=zone.zone_id,
             name=discovery_name,
@@ -202,7 +200,10 @@ class HaproxyTier(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    depends_on=to_compile_masters,
+                    # Made once the record answers (a name asked for too early is cached as absent
+                    # by the resolver), and gone before the record and the rules: never an HAProxy in
+                    # rotation that cannot find or reach the compile masters.
+                    depends_on=[record, *to_compile_masters],
                     replace_on_changes=["instanceType"],
                     ignore_changes=["subnetId"],
                 ),

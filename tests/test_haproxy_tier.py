@@ -92,15 +92,18 @@ def test_the_discovery_record_lists_joined_compile_masters_in_rotation(config: d
         assert graph.depends_on(record, join), join.name
 
 
-def test_compile_masters_admit_haproxy_and_haproxy_leaves_before_the_rule(config: dict[str, Any]) -> None:
+def test_compile_masters_admit_haproxy_and_haproxy_comes_after_the_rule_and_the_record(config: dict[str, Any]) -> None:
     graph = run_main(config)
     haproxy_group = "sg-pe-lb-haproxy"  # the mocks' id
     rules = [r for r in graph.of_type(INGRESS) if r.inputs.get("referencedSecurityGroupId") == haproxy_group]
     assert sorted(int(r.inputs["fromPort"]) for r in rules) == list(pe.POOL_PORTS)
     cm_group = "sg-pe-lb-compile-masters"
     assert {r.inputs["securityGroupId"] for r in rules} == {cm_group}
+    record = graph.one(RECORD)
     for instance in haproxies(graph):
         assert all(graph.depends_on(instance, rule) for rule in rules)
+        # Never booted before its name answers; gone before the record goes.
+        assert graph.depends_on(instance, record)
     # Stats and SSH for admins only.
     admin = [
         r

@@ -438,9 +438,7 @@ def test_switching_to_least_connections_serves_agents_throughout(
         assert served(up), up.report()
         assert behind_the_nlb(world) == {"haproxy"}
         # The HAProxy instances serve (the gate) before the compile masters leave the target groups.
-        gate = max(
-            i for i, s in enumerate(up.ran) if s.type == "command:local:Command" and s.op.startswith("create")
-        )
+        gate = max(i for i, s in enumerate(up.ran) if s.op.startswith("create") and "wait-healthy" in s.name)
         assert gate < min(i for i, s in enumerate(up.ran) if s.op == "delete" and s.type == ATTACHMENT)
         # The compile masters stay: no join, no leave, and the discovery record lists them all.
         assert world.primary.signed == signed
@@ -463,6 +461,7 @@ def test_switching_back_to_flow_hash_serves_agents_throughout(tmp_path: Path, co
                 assert step_of(up, "delete", ATTACHMENT, f"pe-lb-haproxy-{index}-{port}") < drain < instance
             for port in (8140, 8142):
                 assert instance < step_of(up, "delete", INGRESS, f"pe-lb-from-haproxy-{port}")
+            assert instance < step_of(up, "delete", RECORD, "pe-lb-discovery")
 
 
 def test_scaling_out_and_draining_with_least_connections_serve_agents_throughout(
