@@ -149,6 +149,9 @@ def check_against_aws(settings: PoolSettings, name: str) -> None:
             checks.append(functools.partial(preflight.name_in_zone, key, dns_name, "hostedZoneId", zone))
             checks.append(functools.partial(preflight.record_is_free, key, dns_name, zone, f"{name}-nlb"))
     checks.append(lambda: _keeps_agents_addresses(settings, name))
+    if settings.least_connections and isinstance(settings.vpc_id, str):
+        vpc_id = settings.vpc_id
+        checks.append(lambda: preflight.vpc_resolves_private_zones("vpcId", vpc_id))
     for check in checks:
         try:
             check()

@@ -58,6 +58,27 @@ def record_is_free(key: str, name: str, zone_id: str, load_balancer_name: str) -
             )
 
 
+def vpc_resolves_private_zones(key: str, vpc_id: str) -> None:
+    """balancing=least-connections finds compile masters through a private hosted zone, which the VPC
+    resolver answers only with DNS support and DNS hostnames on: without them HAProxy finds none, and
+    the only sign would be the health gate timing out."""
+    vpc = aws.ec2.get_vpc(id=vpc_id)
+    off = [
+        setting
+        for setting, on in (
+            ("DNS resolution", vpc.enable_dns_support),
+            ("DNS hostnames", vpc.enable_dns_hostnames),
+        )
+        if not on
+    ]
+    if off:
+        raise ValueError(
+            f"{key}={vpc_id!r} has {' and '.join(off)} off: balancing=least-connections finds the compile "
+            "masters through a private hosted zone, which needs both on (aws ec2 modify-vpc-attribute "
+            f"--vpc-id {vpc_id} --enable-dns-support / --enable-dns-hostnames)"
+        )
+
+
 def existing_load_balancer(identity: str) -> "aws.lb.GetLoadBalancerResult | None":
     """The NLB a stack made before, found by its pool tag (None before its first `pulumi up`)."""
     try:

@@ -219,6 +219,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+VPC_DNS = {"support": True, "hostnames": True}
+"""The test VPC's DNS attributes (a test may turn one off)."""
+
+
 class PeLbMocks(pulumi.runtime.Mocks):
     """Answers for the AWS resources and invokes the program uses."""
 
@@ -258,6 +262,8 @@ class PeLbMocks(pulumi.runtime.Mocks):
                 "id": args.args.get("id"),
                 "cidrBlock": VPC_CIDR,
                 "cidrBlockAssociations": associations,
+                "enableDnsSupport": VPC_DNS["support"],
+                "enableDnsHostnames": VPC_DNS["hostnames"],
             }, []
         if args.token == "aws:ec2/getSubnet:getSubnet":
             subnet = str(args.args.get("id"))

@@ -7,6 +7,7 @@ import pytest
 
 from components import pe
 from components.haproxy_config import HAPROXY_CA_FILE
+from tests import harness
 from tests.harness import Graph, Recorded, is_secret, run_main
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -92,7 +93,9 @@ def test_the_discovery_record_lists_joined_compile_masters_in_rotation(config: d
         assert graph.depends_on(record, join), join.name
 
 
-def test_compile_masters_admit_haproxy_and_haproxy_comes_after_the_rule_and_the_record(config: dict[str, Any]) -> None:
+def test_compile_masters_admit_haproxy_and_haproxy_comes_after_the_rule_and_the_record(
+    config: dict[str, Any],
+) -> None:
     graph = run_main(config)
     haproxy_group = "sg-pe-lb-haproxy"  # the mocks' id
     rules = [r for r in graph.of_type(INGRESS) if r.inputs.get("referencedSecurityGroupId") == haproxy_group]
@@ -194,3 +197,14 @@ def test_haproxy_checks_and_times_out_as_the_target_groups_do(config: dict[str, 
     assert "option httpchk GET /status/v1/simple/server" in user_data
     assert f"option httpchk GET {pe.PCP_STATUS_PATH}" in user_data
     assert "timeout check 5s" in user_data
+
+
+@pytest.mark.parametrize("attribute", ["support", "hostnames"])
+def test_a_vpc_without_dns_for_private_zones_is_refused_at_preview(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, attribute: str
+) -> None:
+    monkeypatch.setitem(harness.VPC_DNS, attribute, False)
+    graph = run_main(config, expect_error=True)
+    off = {"support": "DNS resolution", "hostnames": "DNS hostnames"}[attribute]
+    assert f"vpcId='vpc-0123456789abcdef0' has {off} off: balancing=least-connections" in str(graph.error)
+    assert not graph.of_type(INSTANCE)
