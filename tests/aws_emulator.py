@@ -136,3 +136,106 @@ def build_pool(endpoint: str, compile_masters: int = 3) -> EmulatedPool:
             TargetGroupArn=arn, Targets=[{"Id": i, "Port": port} for i in emulated.instance_ids]
         )
     return emulated
+
+
+# --- the least-connections tier: HAProxy instances as the targets, the discovery record in Route53 ---
+
+
+def haproxy_instance(pool: EmulatedPool, name: str, subnet_id: str, owner: str = POOL) -> str:
+    """An instance of the HAProxy tier, tagged as the program tags them (role haproxy, the pool's tag)."""
+    tags = [
+        {"Key": "Name", "Value": name},
+        {"Key": pe.ROLE_TAG, "Value": pe.HAPROXY_ROLE},
+        {"Key": pe.POOL_TAG, "Value": owner},
+    ]
+    instance = pool.ec2.run_instances(
+        ImageId=pool.image_id,
+        InstanceType="c6i.large",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet_id,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )["Instances"][0]
+    instance_id: str = instance["InstanceId"]
+    return instance_id
+
+
+@dataclass
+class EmulatedTier:
+    """A pool balancing by least connections: its target groups hold HAProxy instances, which find
+    the compile masters through the discovery record in the pool's private hosted zone."""
+
+    pool: EmulatedPool
+    route53: Any
+    haproxy_ids: list[str]
+    zone_id: str
+
+    @property
+    def compile_master_ids(self) -> list[str]:
+        return self.pool.instance_ids
+
+    def private_ip(self, instance_id: str) -> str:
+        reservations = self.pool.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        address: str = reservations[0]["Instances"][0]["PrivateIpAddress"]
+        return address
+
+    def record(self) -> list[str]:
+        """The discovery record's values, as Route53 holds them now."""
+        answer = self.route53.list_resource_record_sets(
+            HostedZoneId=self.zone_id,
+            StartRecordName=pe.discovery_name(POOL),
+            StartRecordType="A",
+            MaxItems="1",
+        )["ResourceRecordSets"]
+        return [value["Value"] for value in answer[0]["ResourceRecords"]]
+
+    def set_record(self, addresses: list[str]) -> None:
+        """The record as the program writes it from drainedCompileMasters."""
+        self.route53.change_resource_record_sets(
+            HostedZoneId=self.zone_id,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": pe.discovery_name(POOL),
+                            "Type": "A",
+                            "TTL": pe.DISCOVERY_TTL_SECONDS,
+                            "ResourceRecords": [{"Value": address} for address in addresses],
+                        },
+                    }
+                ]
+            },
+        )
+
+
+def build_tier(endpoint: str, compile_masters: int = 3, haproxies: int = 2) -> EmulatedTier:
+    """build_pool's pool with balancing least-connections: the compile masters leave the target
+    groups, HAProxy instances (one per subnet in turn) take their place, and the private zone
+    pe.discovery_zone_name(POOL), tagged with the pool and associated with the VPC, holds the record
+    pe.discovery_name(POOL) of every compile master's private IP."""
+    pool = build_pool(endpoint, compile_masters)
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.deregister_targets(
+            TargetGroupArn=arn, Targets=[{"Id": i, "Port": port} for i in pool.instance_ids]
+        )
+    haproxy_ids = [
+        haproxy_instance(pool, f"pe-lb-haproxy-{index}", pool.subnet_ids[index % len(pool.subnet_ids)])
+        for index in range(haproxies)
+    ]
+    for port, arn in pool.target_group_arns.items():
+        pool.elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": i, "Port": port} for i in haproxy_ids])
+    route53 = boto3.client("route53", region_name=REGION, endpoint_url=endpoint)
+    zone = route53.create_hosted_zone(
+        Name=pe.discovery_zone_name(POOL),
+        CallerReference=f"pe-lb-{pool.vpc_id}",
+        VPC={"VPCRegion": REGION, "VPCId": pool.vpc_id},
+        HostedZoneConfig={"PrivateZone": True, "Comment": "pe-lb discovery"},
+    )["HostedZone"]
+    zone_id = zone["Id"].rsplit("/", 1)[-1]
+    route53.change_tags_for_resource(
+        ResourceType="hostedzone", ResourceId=zone_id, AddTags=[{"Key": pe.POOL_TAG, "Value": POOL}]
+    )
+    tier = EmulatedTier(pool, route53, haproxy_ids, zone_id)
+    tier.set_record([tier.private_ip(i) for i in pool.instance_ids])
+    return tier

@@ -101,6 +101,14 @@ def endpoint_url(value: str) -> str:
     return value
 
 
+def stats_url(value: str) -> str:
+    """An http:// or https:// URL with ``{address}`` where an HAProxy's private IP goes."""
+    if "{address}" not in value:
+        raise ValueError(f"{value!r} has no {{address}} for the HAProxy's private IP")
+    endpoint_url(value.replace("{address}", "192.0.2.1"))
+    return value
+
+
 def host(value: Any) -> str:
     """A DNS name or an IP address: what goes into a URL, a TLS server name and a Host header."""
     if not isinstance(value, str) or not (_is_ip_address(value) or _is_dns_name(value)):

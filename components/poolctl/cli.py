@@ -12,17 +12,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, overload
 
 import boto3
 import botocore.exceptions
 
 from .. import pe
-from . import checks, stack
+from . import checks, stack, tier
 from .pool import (
     FOREIGN,
     GONE,
     HEALTHY,
+    STATS_URL,
+    Discovery,
     Instance,
     Pool,
     PoolError,
@@ -40,7 +42,8 @@ EXIT_CODES = """exit codes:
   0  done: all healthy, or the drain/undrain made and confirmed
   1  not as it should be: a target unhealthy, out of rotation unasked or not the pool's own (status,
      wait-healthy, probe), or timed out waiting (drain/undrain: the change is made, AWS not done yet)
-  2  usage or AWS error: nothing changed (a drain/undrain undoes its own earlier steps first)
+  2  usage or AWS error: nothing changed (a drain/undrain undoes its own earlier steps first; through
+     HAProxy also when not every HAProxy showed the change in time)
   3  stopped part-way: something changed and could not be undone; the message lists exactly what"""
 
 AWS_ERRORS = (PoolError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
@@ -69,7 +72,16 @@ class Context:
         return self.open_pool(load_balancer)
 
     def open_pool(self, load_balancer: str) -> Pool:
-        return Pool(session(self.args, load_balancer), load_balancer, self.args.endpoint_url)
+        return Pool(
+            session(self.args, load_balancer), load_balancer, self.args.endpoint_url, self.args.stats_url
+        )
+
+    @overload
+    def pool_identity(self, needed_by: None = None) -> str | None: ...
+    @overload
+    def pool_identity(self, needed_by: str) -> str: ...
+    @overload
+    def pool_identity(self, needed_by: str | None) -> str | None: ...
 
     def pool_identity(self, needed_by: str | None = None) -> str | None:
         """The pool's identity (pe.POOL_TAG's value): --pool, else the stack's outputs. Without it
@@ -233,7 +245,8 @@ def client_problem(error: botocore.exceptions.ClientError) -> str:
         )
     if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
         return (
-            f"AWS denied the request ({code}): {message}. poolctl needs elasticloadbalancing and ec2 access"
+            f"AWS denied the request ({code}): {message}. poolctl needs elasticloadbalancing and ec2 access "
+            "(and route53 when the pool balances through HAProxy)"
         )
     return f"AWS refused the request ({code}): {message}"
 
@@ -250,6 +263,13 @@ def cmd_status(context: Context) -> int:
         except botocore.exceptions.ClientError as error:
             # The pool's state is still worth showing; say what is missing instead of failing.
             status.alarms_unreadable = error_code(error) or "error"
+    if status.balancing == pe.LEAST_CONNECTIONS and identity is not None:
+        view = tier.read_tier(pool, status, identity)
+        if context.args.json:
+            emit_json(context, tier_json(view))
+        else:
+            context.out.write(tier_text(view))
+        return EXIT_UNHEALTHY if view.problems or status.alarms else EXIT_OK
     if context.args.json:
         emit_json(context, status_json(status))
     else:
@@ -263,6 +283,8 @@ def cmd_drain(context: Context) -> int:
     pool = context.pool()
     identity = context.pool_identity("drain --stack" if context.args.stack else None)
     status = pool.status(pool=identity)
+    if status.balancing == pe.LEAST_CONNECTIONS:
+        return drain_in_tier(context, pool, status, instance_id)
     if instance_id not in status.in_rotation:
         raise PoolError(
             f"{instance_id} is not a target of {status.load_balancer_name}; "
@@ -312,6 +334,9 @@ def cmd_undrain(context: Context) -> int:
         raise PoolError(f"{instance_id} is in {instance.vpc_id}, not in the load balancer's {vpc}")
     if instance.state != "running":
         raise PoolError(f"{instance_id} is {instance.state or 'not running'}; start it before undrain")
+    status = pool.status(pool=identity)
+    if status.balancing == pe.LEAST_CONNECTIONS:
+        return undrain_in_tier(context, pool, status, instance)
     plan = drained_plan(context, instance.name, drain=False)
     ports = ", ".join(map(str, pool.groups()))
     doing = f"registering {instance_id} ({instance.name or 'no Name tag'}) in the {ports} target groups"
@@ -320,6 +345,184 @@ def cmd_undrain(context: Context) -> int:
     if plan is None:
         say_how_to_keep(context, instance.name, drain=False)
     return result
+
+
+# --- drain and undrain through the HAProxy tier (balancing least-connections) -----------------------
+
+
+def drain_in_tier(context: Context, pool: Pool, status: PoolStatus, instance_id: str) -> int:
+    """Out of the discovery record; done when every HAProxy has it out of rotation on 8140 (the
+    sessions it has finish there: HAProxy ends none)."""
+    view, record = read_tier_for(context, pool, status, "drain")
+    instance = view.compile_masters.get(instance_id)
+    if instance is None:
+        raise PoolError(
+            f"{instance_id} is not a compile master of pool {view.pool} (the targets are HAProxy instances; "
+            f"drain takes a compile master out of their discovery record); its compile masters in "
+            f"rotation are: {', '.join(view.in_rotation) or 'none'}"
+        )
+    address = instance.private_ip
+    if not view.in_record(instance_id):
+        raise PoolError(
+            f"{instance_id} ({address or 'no private IP'}) is not in the discovery record {record.name} "
+            f"({', '.join(record.values)}); its compile masters in rotation are: "
+            f"{', '.join(view.in_rotation) or 'none'}"
+        )
+    if set(record.values) == {address}:
+        raise PoolError(
+            f"refusing to drain {instance_id}: it is the only compile master in the discovery record "
+            f"{record.name}, which cannot be empty (agents would have nowhere to go; --force does not "
+            "change that)"
+        )
+    confirmable(view, instance_id, "drain")
+    others = [i for i in view.in_rotation if i != instance_id and view.is_up(i)]
+    if not others and not context.args.force:
+        raise PoolError(
+            f"refusing to drain {instance_id}: no other compile master in the discovery record is UP on "
+            "every HAProxy, so agents would have nowhere to go. Fix the pool first (poolctl status), or "
+            "pass --force"
+        )
+    watch = tier.Watch(address, leaving=True, urls=view.urls)
+    watch.remember(view.stats)
+    plan = drained_plan(context, instance.name, drain=True)
+    doing = f"taking {instance_id} ({address}) out of the discovery record {record.name}"
+    undo = change_record(context, pool, view, record, instance_id, plan, add=False, doing=doing)
+    goal = f"{instance_id} out of rotation on every HAProxy"
+    done, sighting, _ = wait_for(context, watch.read, lambda seen: seen.done, goal, instance_id=instance_id)
+    if not done:
+        not_confirmed(context, undo, f"not every HAProxy took {instance_id} out of rotation", sighting)
+    finishing = sum(sighting.finishing.values())
+    if finishing:
+        context.say(f"{finishing} sessions still open on {instance_id} finish there (HAProxy ends none)")
+    if plan is None:
+        say_how_to_keep(context, instance.name, drain=True)
+    return EXIT_OK
+
+
+def undrain_in_tier(context: Context, pool: Pool, status: PoolStatus, instance: Instance) -> int:
+    """Back in the discovery record; done when every HAProxy has it UP on 8140 and 8142."""
+    view, record = read_tier_for(context, pool, status, "undrain")
+    instance_id, address = instance.instance_id, instance.private_ip
+    if instance.role != pe.COMPILE_MASTER_ROLE:
+        raise PoolError(
+            f"{instance_id} is not a compile master ({pe.ROLE_TAG} is {instance.role or 'unset'}): "
+            "undrain puts only the pool's own compile masters in the discovery record"
+        )
+    if view.in_record(instance_id):
+        raise PoolError(f"{instance_id} ({address}) is in the discovery record {record.name} already")
+    confirmable(view, instance_id, "undrain")
+    watch = tier.Watch(address, leaving=False, urls=view.urls)
+    plan = drained_plan(context, instance.name, drain=False)
+    doing = f"putting {instance_id} ({address}) back in the discovery record {record.name}"
+    undo = change_record(context, pool, view, record, instance_id, plan, add=True, doing=doing)
+    goal = f"{instance_id} UP on every HAProxy"
+    done, sighting, _ = wait_for(context, watch.read, lambda seen: seen.done, goal, instance_id=instance_id)
+    if not done:
+        not_confirmed(context, undo, f"not every HAProxy has {instance_id} UP", sighting)
+    if plan is None:
+        say_how_to_keep(context, instance.name, drain=False)
+    return EXIT_OK
+
+
+def read_tier_for(
+    context: Context, pool: Pool, status: PoolStatus, command: str
+) -> tuple[tier.TierStatus, Discovery]:
+    """The tier, with its discovery record (a drain or undrain changes nothing without it). ``status``
+    was read with the pool's identity when known, which this needs."""
+    identity = context.pool_identity(f"{command} through the HAProxy tier (balancing least-connections)")
+    view = tier.read_tier(pool, status, identity)
+    if view.discovery is None:
+        raise PoolError(view.discovery_problem)
+    return view, view.discovery
+
+
+def confirmable(view: tier.TierStatus, instance_id: str, command: str) -> None:
+    """Every HAProxy must be readable now: a change no HAProxy can be seen to make is not made."""
+    if not view.stats:
+        raise PoolError(
+            f"no running HAProxy instance of pool {view.pool} among the targets: nothing to {command} "
+            f"{instance_id} from (poolctl status)"
+        )
+    if view.unread:
+        reasons = "; ".join(f"{h}: {view.stats[h].error}" for h in view.unread)
+        raise PoolError(
+            f"cannot {command} {instance_id}: the stats of HAProxy {', '.join(view.unread)} cannot be read "
+            f"({reasons}), so poolctl could not see the change made there. Run poolctl from an address "
+            f"adminCidrs admits to port {pe.HAPROXY_STATS_PORT}, or fix that HAProxy first (poolctl status)"
+        )
+
+
+def change_record(
+    context: Context,
+    pool: Pool,
+    view: tier.TierStatus,
+    record: Discovery,
+    instance_id: str,
+    plan: DrainedPlan | None,
+    *,
+    add: bool,
+    doing: str,
+) -> list[Callable[[], None]]:
+    """The stack's config first, then the discovery record; returns how to undo both, last first.
+    A failing step undoes the steps before it, as change() does."""
+    address = view.compile_masters[instance_id].private_ip
+    undo: list[Callable[[], None]] = []
+    try:
+        if plan is not None:
+            if plan.wanted != plan.current:
+                write_drained(context, plan, plan.wanted, plan.current)
+                undo.append(lambda: write_drained(context, plan, plan.current, plan.wanted))
+            verb = "out of" if plan.drain else "back in"
+            context.say(
+                f"stack {plan.stack}: {stack.DRAINED_KEY} = {plan.wanted}, so `pulumi refresh` and "
+                f"`pulumi up` keep {plan.name} {verb} rotation"
+            )
+        context.say(doing)
+        what = (
+            f"added {address} ({instance_id}) to the discovery record {record.name}"
+            if add
+            else f"removed {address} ({instance_id}) from the discovery record {record.name}"
+        )
+        values = [*record.values, address] if add else [v for v in record.values if v != address]
+        with context.step("record", what):
+            pool.set_discovery(record, values, f"poolctl {'undrain' if add else 'drain'} {instance_id}")
+        context.say(f"  {record.name} = {', '.join(values)}")
+        undo.append(partial(take_back_record, context, pool, view.pool, address, add, what))
+    except AWS_ERRORS:
+        undo_steps(context, undo)
+        raise
+    return undo
+
+
+def take_back_record(
+    context: Context, pool: Pool, identity: str, address: str, added: bool, what: str
+) -> None:
+    """Read the record again and take back only this address: a change made meanwhile stays."""
+    with context.step("record", what, undo=True):
+        record = pool.discovery(identity)
+        if added and address in record.values:
+            pool.set_discovery(record, [v for v in record.values if v != address], f"poolctl: undo {what}")
+        elif not added and address not in record.values:
+            pool.set_discovery(record, [*record.values, address], f"poolctl: undo {what}")
+
+
+def not_confirmed(
+    context: Context, undo: list[Callable[[], None]], what: str, sighting: tier.Sighting
+) -> NoReturn:
+    """The wait ended without every HAProxy showing the change: take it back, newest step first, so
+    the pool is as it was (exit 2), or say exactly what is changed (exit 3)."""
+    undo_steps(context, undo)
+    raise PoolError(f"{what} within {context.args.timeout:g}s ({sighting.line()})")
+
+
+def undo_steps(context: Context, undo: list[Callable[[], None]]) -> None:
+    """Each undo, last first; the first that fails stops it, so ``context.changes`` stays exact."""
+    for step in reversed(undo):
+        try:
+            step()
+        except AWS_ERRORS as error:
+            context.undo_failures.append(problem_of(error, context.args))
+            break
 
 
 def not_ours(instance: Instance) -> str:
@@ -385,12 +588,7 @@ def change(
                 forward(instance_id, port)
             undo.append(partial(take_back, context, backward, instance_id, port, what))
     except AWS_ERRORS:
-        for step in reversed(undo):
-            try:
-                step()
-            except AWS_ERRORS as error:
-                context.undo_failures.append(problem_of(error, context.args))
-                break
+        undo_steps(context, undo)
         raise
 
 
@@ -444,7 +642,9 @@ def cmd_wait_healthy(context: Context) -> int:
             (f"{', '.join(instances)} healthy in every target group"),
         )
     else:
-        ready, what = (lambda status: status.all_healthy), "every compile master healthy"
+        # Through the HAProxy tier the targets are its HAProxy instances: they are what is waited for.
+        targets = "HAProxy instance" if pool.status().balancing == pe.LEAST_CONNECTIONS else "compile master"
+        ready, what = (lambda status: status.all_healthy), f"every {targets} healthy"
     done, _, _ = wait_for(context, pool.status, ready, what)
     return EXIT_OK if done else EXIT_UNHEALTHY
 
@@ -550,6 +750,8 @@ def wait_json(goal: str, done: bool, elapsed: float, value: Any, instance_id: st
         result["instanceId"] = instance_id
     if isinstance(value, PoolStatus):
         result["pool"] = status_json(value)
+    elif isinstance(value, tier.Sighting):
+        result["haproxies"] = value.as_json()
     else:
         result["health"] = {str(port): asdict(health) for port, health in value.items()}
     return result
@@ -575,6 +777,8 @@ def _camel(key: str) -> str:
 
 
 def progress_line(value: Any) -> str:
+    if isinstance(value, tier.Sighting):
+        return value.line()
     if isinstance(value, PoolStatus):
         parts = []
         for port in value.ports:
@@ -598,20 +802,7 @@ def checked_instance_id(instance_id: str) -> str:
 
 
 def status_text(status: PoolStatus) -> str:
-    lines = [f"Load balancer {status.load_balancer_name} ({status.scheme}) {status.dns_name}"]
-    for port, group in status.ports.items():
-        idle = f"{group.idle_timeout_seconds} s" if group.idle_timeout_seconds else "default"
-        lines.append(
-            f"  listener {port}: {group.protocol}, TCP idle timeout {idle} -> {group.target_group_name}"
-        )
-    for port, group in status.ports.items():
-        timing = group.health_check.timing
-        lines.append(
-            f"  health check {port}: {check_label(group)} "
-            f"every {timing.interval_seconds} s (timeout {timing.timeout_seconds} s), "
-            f"out after {timing.unhealthy_threshold} failures = {timing.failure_detection_seconds} s, "
-            f"back after {timing.healthy_threshold} = {timing.recovery_seconds} s"
-        )
+    lines = header_lines(status)
     ports = list(status.ports)
     # Each port's column names its own check: 8140 puppetserver's status, 8142 the broker's.
     header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", "ROTATION",
@@ -621,10 +812,7 @@ def status_text(status: PoolStatus) -> str:
          status.rotation(i.instance_id), *(str(status.health(i.instance_id, port)) for port in ports)]
         for i in status.instances.values()
     ]  # fmt: skip
-    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
-    lines.append("")
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-              for row in [header, *rows]]  # fmt: skip
+    lines += ["", *table(header, rows)]
     healthy = sum(status.is_healthy(i) for i in status.in_rotation)
     lines.append(
         f"\n{healthy} of {len(status.in_rotation)} compile masters in rotation healthy on every port"
@@ -642,19 +830,139 @@ def status_text(status: PoolStatus) -> str:
             f"(no {pe.POOL_TAG}={status.pool} tag): {', '.join(status.foreign)} "
             "(poolctl drain takes them out)"
         )
-    for alarm in status.alarms:
-        lines.append(f"ALARM since {alarm.since}: {alarm.name} ({alarm.reason})")
-    if status.alarms_unreadable:
-        lines.append(
-            f"alarms not read ({status.alarms_unreadable}): allow cloudwatch:DescribeAlarms to see them here"
-        )
+    lines += alarm_lines(status)
     if status.pool is None:
         lines.append(
             "only targets shown: without the pool's identity (--pool PROJECT/STACK/COMPONENT, or the "
             f"stack's {stack.POOL_OUTPUT} output) its compile masters out of rotation are not listed, "
             "nor targets told from its own, nor its alarms"
         )
+        if status.balancing == pe.LEAST_CONNECTIONS:
+            lines.append(
+                "the targets are HAProxy instances (balancing least-connections): with the pool's "
+                "identity, status shows the compile masters behind them and the discovery record"
+            )
     return "\n".join(lines) + "\n"
+
+
+def header_lines(status: PoolStatus) -> list[str]:
+    """The load balancer, its listeners and their health checks."""
+    lines = [f"Load balancer {status.load_balancer_name} ({status.scheme}) {status.dns_name}"]
+    for port, group in status.ports.items():
+        idle = f"{group.idle_timeout_seconds} s" if group.idle_timeout_seconds else "default"
+        lines.append(
+            f"  listener {port}: {group.protocol}, TCP idle timeout {idle} -> {group.target_group_name}"
+        )
+    for port, group in status.ports.items():
+        timing = group.health_check.timing
+        lines.append(
+            f"  health check {port}: {check_label(group)} "
+            f"every {timing.interval_seconds} s (timeout {timing.timeout_seconds} s), "
+            f"out after {timing.unhealthy_threshold} failures = {timing.failure_detection_seconds} s, "
+            f"back after {timing.healthy_threshold} = {timing.recovery_seconds} s"
+        )
+    return lines
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]]  # fmt: skip
+
+
+def alarm_lines(status: PoolStatus) -> list[str]:
+    lines = [f"ALARM since {alarm.since}: {alarm.name} ({alarm.reason})" for alarm in status.alarms]
+    if status.alarms_unreadable:
+        lines.append(
+            f"alarms not read ({status.alarms_unreadable}): allow cloudwatch:DescribeAlarms to see them here"
+        )
+    return lines
+
+
+def tier_text(view: tier.TierStatus) -> str:
+    """The least-connections tier: the HAProxy instances (the NLB's targets), the discovery record,
+    and each compile master as the HAProxy instances see it."""
+    status = view.nlb
+    lines = header_lines(status)
+    ports = list(status.ports)
+    header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", "ROTATION",
+              *(f"{p} {check_label(status.ports[p])}" for p in ports), "STATS"]  # fmt: skip
+    rows = [
+        [i, status.instances[i].name or "-", status.instances[i].private_ip or "-",
+         status.instances[i].availability_zone or "-", view.target_rotation(i),
+         *(str(status.health(i, port)) for port in ports), stats_cell(view, i)]
+        for i in view.targets
+    ]  # fmt: skip
+    lines += [
+        "",
+        "HAProxy instances (balancing least-connections: the targets of the target groups; finishing: "
+        "sessions on compile masters out of rotation)",
+    ]
+    lines += table(header, rows)
+    lines.append("")
+    if view.discovery is not None:
+        record = view.discovery
+        ttl = f"TTL {record.ttl} s" if record.ttl is not None else "no TTL"
+        lines.append(
+            f"Discovery record {record.name} (zone {record.zone_id}, {ttl}): {', '.join(record.values)}"
+        )
+    else:
+        lines.append(f"Discovery record not read: {view.discovery_problem}")
+    columns = [(f"{port} {tier.BACKENDS[port]}", "SESSIONS", "QUEUED") for port in ports]
+    header = ["INSTANCE", "NAME", "PRIVATE IP", "AZ", "ROTATION", *(c for port in columns for c in port)]
+    rows = [
+        [i, cm.name or "-", cm.private_ip or "-", cm.availability_zone or "-", view.rotation(i),
+         *(cell for port in ports
+           for cell in (view.state(i, port), str(view.sessions(i, port)), str(view.queued(i, port))))]
+        for i, cm in view.compile_masters.items()
+    ]  # fmt: skip
+    read = len(view.stats) - len(view.unread)
+    lines += ["", f"Compile masters as {read} HAProxy instances see them (sessions and queued: their sum)"]
+    lines += table(header, rows)
+    up = sum(view.is_up(i) for i in view.in_rotation)
+    lines.append(
+        f"\n{up} of {len(view.in_rotation)} compile masters in rotation UP on every HAProxy, "
+        f"on {' and '.join(map(str, ports))}"
+    )
+    healthy = sum(status.is_healthy(i) for i in view.haproxies)
+    lines.append(f"{healthy} of {len(view.haproxies)} HAProxy instances healthy on every port")
+    if view.drained:
+        lines.append(f"{len(view.drained)} drained on purpose (drainedCompileMasters)")
+    if view.unexpectedly_out:
+        lines.append(
+            f"{len(view.unexpectedly_out)} out of rotation and not drained by the stack: "
+            f"{', '.join(view.unexpectedly_out)} (poolctl undrain, or `pulumi up`)"
+        )
+    if view.stray_addresses:
+        lines.append(
+            f"the discovery record holds {', '.join(view.stray_addresses)}, no compile master's of pool "
+            f"{view.pool} (`pulumi up` rewrites the record)"
+        )
+    if view.unread:
+        lines.append(
+            f"stats of {len(view.unread)} HAProxy instances not read: {', '.join(view.unread)} (poolctl "
+            f"reads them on port {pe.HAPROXY_STATS_PORT} of their private addresses: from adminCidrs only)"
+        )
+    if view.foreign:
+        lines.append(
+            f"{len(view.foreign)} in the target groups but not HAProxy instances of pool {view.pool} "
+            f"({pe.ROLE_TAG}={pe.HAPROXY_ROLE}, {pe.POOL_TAG}={view.pool}): {', '.join(view.foreign)} "
+            "(`pulumi up` does not register them: deregister them with `aws elbv2 deregister-targets`)"
+        )
+    lines += alarm_lines(status)
+    return "\n".join(lines) + "\n"
+
+
+def stats_cell(view: tier.TierStatus, instance_id: str) -> str:
+    stats = view.stats.get(instance_id)
+    if stats is None:
+        if instance_id in view.haproxies:
+            return f"not read ({view.nlb.instances[instance_id].state or 'not running'})"
+        return "-"
+    if stats.error:
+        return f"NOT READ: {stats.error}"
+    finishing = view.finishing(instance_id)
+    return "read" + "".join(f", {count} finishing on {port}" for port, count in finishing.items() if count)
 
 
 def check_label(group: Any) -> str:
@@ -664,6 +972,96 @@ def check_label(group: Any) -> str:
 
 
 def status_json(status: PoolStatus) -> dict[str, Any]:
+    return {
+        "balancing": status.balancing,
+        **load_balancer_json(status),
+        "compileMasters": [
+            {
+                "instanceId": i.instance_id,
+                "name": i.name,
+                "rotation": status.rotation(i.instance_id),
+                "privateIp": i.private_ip,
+                "availabilityZone": i.availability_zone,
+                "health": health_json(status, i.instance_id),
+            }
+            for i in status.instances.values()
+        ],
+        "pool": status.pool,
+        "healthy": status.all_healthy,
+        "outOfRotation": status.unexpectedly_out,
+        "foreign": status.foreign,
+        "alarms": [asdict(alarm) for alarm in status.alarms],
+        "alarmsUnreadable": status.alarms_unreadable or None,
+    }
+
+
+def health_json(status: PoolStatus, instance_id: str) -> dict[str, Any]:
+    return {
+        str(port): {**asdict(status.health(instance_id, port)), "check": check_label(group)}
+        for port, group in status.ports.items()
+    }
+
+
+def tier_json(view: tier.TierStatus) -> dict[str, Any]:
+    status = view.nlb
+    return {
+        "balancing": pe.LEAST_CONNECTIONS,
+        **load_balancer_json(status),
+        "haproxies": [
+            {
+                "instanceId": i,
+                "name": status.instances[i].name,
+                "rotation": view.target_rotation(i),
+                "privateIp": status.instances[i].private_ip,
+                "availabilityZone": status.instances[i].availability_zone,
+                "state": status.instances[i].state,
+                "health": health_json(status, i),
+                "statsUrl": view.stats[i].url if i in view.stats else None,
+                "statsError": (view.stats[i].error or None) if i in view.stats else None,
+                "finishingSessions": (
+                    {str(port): count for port, count in view.finishing(i).items()}
+                    if i in view.stats and not view.stats[i].error
+                    else None
+                ),
+            }
+            for i in view.targets
+        ],
+        "discovery": asdict(view.discovery) if view.discovery else None,
+        "discoveryProblem": view.discovery_problem or None,
+        "compileMasters": [
+            {
+                "instanceId": i,
+                "name": cm.name,
+                "rotation": view.rotation(i),
+                "inRecord": view.in_record(i),
+                "privateIp": cm.private_ip,
+                "availabilityZone": cm.availability_zone,
+                "up": view.is_up(i),
+                "backends": {
+                    str(port): {
+                        "backend": backend,
+                        "state": view.state(i, port),
+                        "sessions": view.sessions(i, port),
+                        "queued": view.queued(i, port),
+                        "haproxies": {h: tier.slot_json(slot) for h, slot in view.seen(i, port).items()},
+                    }
+                    for port, backend in tier.BACKENDS.items()
+                },
+            }
+            for i, cm in view.compile_masters.items()
+        ],
+        "pool": view.pool,
+        "healthy": view.all_healthy,
+        "outOfRotation": view.unexpectedly_out,
+        "foreign": view.foreign,
+        "strayAddresses": view.stray_addresses,
+        "statsUnread": view.unread,
+        "alarms": [asdict(alarm) for alarm in status.alarms],
+        "alarmsUnreadable": status.alarms_unreadable or None,
+    }
+
+
+def load_balancer_json(status: PoolStatus) -> dict[str, Any]:
     return {
         "loadBalancer": {
             "name": status.load_balancer_name,
@@ -687,26 +1085,6 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
             }
             for port, group in status.ports.items()
         },
-        "compileMasters": [
-            {
-                "instanceId": i.instance_id,
-                "name": i.name,
-                "rotation": status.rotation(i.instance_id),
-                "privateIp": i.private_ip,
-                "availabilityZone": i.availability_zone,
-                "health": {
-                    str(port): {**asdict(status.health(i.instance_id, port)), "check": check_label(group)}
-                    for port, group in status.ports.items()
-                },
-            }
-            for i in status.instances.values()
-        ],
-        "pool": status.pool,
-        "healthy": status.all_healthy,
-        "outOfRotation": status.unexpectedly_out,
-        "foreign": status.foreign,
-        "alarms": [asdict(alarm) for alarm in status.alarms],
-        "alarmsUnreadable": status.alarms_unreadable or None,
     }
 
 
@@ -769,6 +1147,11 @@ def parser() -> argparse.ArgumentParser:
         help="AWS API endpoint, e.g. an emulator on http://127.0.0.1:5000",
     )
     where.add_argument("--json", action="store_true", help="machine-readable output")
+    # Tests only, as --endpoint-url points poolctl at an AWS emulator: the HAProxy instances'
+    # private addresses (moto's) are not on the test machine, so the tests serve each one's stats
+    # from a local server, told apart by the {address} this puts in the URL. Hidden: in a VPC the
+    # stats are always at STATS_URL.
+    where.add_argument("--stats-url", type=flag(checks.stats_url), default=STATS_URL, help=argparse.SUPPRESS)
 
     waiting = Parser(add_help=False)
     waiting.add_argument(

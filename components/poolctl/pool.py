@@ -1,4 +1,5 @@
-"""The pool as AWS sees it: the NLB, its 8140/8142 listeners, target groups and targets."""
+"""The pool as AWS sees it: the NLB, its 8140/8142 listeners, target groups and targets, and (with
+least-connections balancing) the discovery record in Route53 that the HAProxy instances resolve."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import botocore.config
 import botocore.exceptions
 
 from .. import pe
+
+STATS_URL = f"http://{{address}}:{pe.HAPROXY_STATS_PORT}/;csv"
+"""Where an HAProxy instance of the least-connections tier serves its stats as CSV: ``{address}`` is
+its private IP."""
 
 HEALTHY = "healthy"
 GONE = "unused"
@@ -66,10 +71,24 @@ class Instance:
     vpc_id: str = ""
     pool: str = ""
     """Its pe.POOL_TAG: the pool it belongs to (empty when untagged)."""
+    role: str = ""
+    """Its pe.ROLE_TAG: compile-master, or haproxy for the least-connections tier's instances."""
 
 
 FOREIGN = "foreign"
 """Rotation of a target that is not tagged as a compile master of this pool."""
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """The pool's discovery record: the A record set HAProxy resolves the compile masters from."""
+
+    zone_id: str
+    zone_name: str
+    name: str
+    ttl: int | None
+    values: tuple[str, ...]
+    """The private IP addresses of the compile masters in rotation, in the record's order."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,13 @@ class PoolStatus:
     @property
     def in_rotation(self) -> list[str]:
         return [i for i in self.instances if any(i in group.targets for group in self.ports.values())]
+
+    @property
+    def balancing(self) -> str:
+        """least-connections when the targets are HAProxy instances (the tier in front of the
+        compile masters), else flow-hash (the targets are the compile masters)."""
+        haproxy = any(self.instances[i].role == pe.HAPROXY_ROLE for i in self.in_rotation)
+        return pe.LEAST_CONNECTIONS if haproxy else pe.FLOW_HASH
 
     def rotation(self, instance_id: str) -> str:
         """in (registered), drained (by the stack's config), out (neither: should it be?), or foreign
@@ -141,13 +167,22 @@ def client_config() -> botocore.config.Config:
 
 
 class Pool:
-    """Reads and changes the pool through the ELBv2 and EC2 APIs."""
+    """Reads and changes the pool through the ELBv2, EC2 and Route53 APIs."""
 
-    def __init__(self, session: boto3.Session, load_balancer: str, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        session: boto3.Session,
+        load_balancer: str,
+        endpoint_url: str | None = None,
+        stats_url: str = STATS_URL,
+    ) -> None:
         config = client_config()
         self.elb: Any = session.client("elbv2", endpoint_url=endpoint_url, config=config)
         self.ec2: Any = session.client("ec2", endpoint_url=endpoint_url, config=config)
         self.cloudwatch: Any = session.client("cloudwatch", endpoint_url=endpoint_url, config=config)
+        self.route53: Any = session.client("route53", endpoint_url=endpoint_url, config=config)
+        self.stats_url = stats_url
+        """Where each HAProxy's stats are read from (STATS_URL; only tests point it elsewhere)."""
         self.reference = load_balancer
         self._groups: dict[int, PortGroup] | None = None
         self._load_balancer: dict[str, Any] | None = None
@@ -266,9 +301,11 @@ class Pool:
 
     def _members(self, pool: str) -> set[str]:
         """The pool's compile masters, registered or not: drained ones must show, not vanish. By the
-        pool's own tag: another pe-lb stack's compile masters may share the VPC and the role tag."""
+        pool's own tag: another pe-lb stack's compile masters may share the VPC and the role tag; and
+        by the role tag, since the pool's HAProxy instances carry its pool tag too."""
         filters = [
             {"Name": f"tag:{pe.POOL_TAG}", "Values": [pool]},
+            {"Name": f"tag:{pe.ROLE_TAG}", "Values": [pe.COMPILE_MASTER_ROLE]},
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
         ]
         pages = self.ec2.get_paginator("describe_instances").paginate(Filters=filters)
@@ -295,8 +332,89 @@ class Pool:
                     state=item.get("State", {}).get("Name", ""),
                     vpc_id=item.get("VpcId", ""),
                     pool=tags.get(pe.POOL_TAG, ""),
+                    role=tags.get(pe.ROLE_TAG, ""),
                 )
         return found
+
+    def discovery(self, pool: str) -> Discovery:
+        """The pool's discovery record: in the private hosted zone pe.discovery_zone_name(pool),
+        tagged with the pool's identity and associated with the NLB's VPC (where HAProxy asks)."""
+        zone_name = pe.discovery_zone_name(pool)
+        zones = [zone for zone in self._zones_named(zone_name) if zone.get("Config", {}).get("PrivateZone")]
+        ours = [zone for zone in zones if self._zone_tags(zone["Id"]).get(pe.POOL_TAG) == pool]
+        if not ours:
+            raise PoolError(
+                f"no private hosted zone {zone_name} tagged {pe.POOL_TAG}={pool} (the pool's discovery "
+                "record): is the stack's balancing least-connections, and its `pulumi up` done?"
+            )
+        vpc = self.load_balancer().get("VpcId")
+        in_vpc = [zone for zone in ours if vpc in self._zone_vpcs(zone["Id"])]
+        if len(in_vpc) != 1:
+            ids = ", ".join(_zone_id(zone["Id"]) for zone in (in_vpc or ours))
+            why = "more than one is" if in_vpc else "none is"
+            raise PoolError(
+                f"private hosted zones {zone_name} of pool {pool}: {ids}; {why} associated with the "
+                f"load balancer's VPC {vpc}, where its HAProxy instances resolve the compile masters"
+            )
+        return self._record(_zone_id(in_vpc[0]["Id"]), zone_name, pe.discovery_name(pool))
+
+    def _zones_named(self, zone_name: str) -> list[dict[str, Any]]:
+        """Hosted zones with exactly this name (AWS lists zones from the name on, in name order)."""
+        found: list[dict[str, Any]] = []
+        kwargs = {"DNSName": zone_name}
+        while True:
+            page = self.route53.list_hosted_zones_by_name(**kwargs)
+            same = [zone for zone in page["HostedZones"] if zone["Name"].rstrip(".") == zone_name]
+            found += same
+            if not page.get("IsTruncated") or len(same) < len(page["HostedZones"]):
+                return found
+            kwargs = {"DNSName": page["NextDNSName"], "HostedZoneId": page["NextHostedZoneId"]}
+
+    def _zone_tags(self, zone_id: str) -> dict[str, str]:
+        tags = self.route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=_zone_id(zone_id))
+        return {tag["Key"]: tag["Value"] for tag in tags["ResourceTagSet"].get("Tags", [])}
+
+    def _zone_vpcs(self, zone_id: str) -> set[str]:
+        zone = self.route53.get_hosted_zone(Id=_zone_id(zone_id))
+        return {vpc["VPCId"] for vpc in zone.get("VPCs", [])}
+
+    def _record(self, zone_id: str, zone_name: str, name: str) -> Discovery:
+        answer = self.route53.list_resource_record_sets(
+            HostedZoneId=zone_id, StartRecordName=name, StartRecordType="A", MaxItems="1"
+        )
+        found = [
+            record
+            for record in answer["ResourceRecordSets"]
+            if record["Name"].rstrip(".") == name and record["Type"] == "A"
+        ]
+        if not found:
+            raise PoolError(
+                f"the pool's zone {zone_name} ({zone_id}) has no A record {name}; run `pulumi up`"
+            )
+        values = tuple(value["Value"] for value in found[0].get("ResourceRecords", []))
+        return Discovery(zone_id, zone_name, name, found[0].get("TTL"), values)
+
+    def set_discovery(self, discovery: Discovery, values: list[str], why: str) -> None:
+        """The record with exactly ``values`` (one UPSERT: it never stands empty or half-written)."""
+        if not values:
+            raise PoolError(f"{discovery.name} cannot be left without any address")
+        self.route53.change_resource_record_sets(
+            HostedZoneId=discovery.zone_id,
+            ChangeBatch={
+                "Comment": why,
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": discovery.name,
+                            "Type": "A",
+                            "TTL": pe.DISCOVERY_TTL_SECONDS,
+                            "ResourceRecords": [{"Value": value} for value in values],
+                        },
+                    }
+                ],
+            },
+        )
 
     def target_health(self, instance_id: str) -> dict[int, TargetHealth]:
         """The instance's health in each pool port's target group (unused when not registered)."""
@@ -330,6 +448,11 @@ class Pool:
                 raise _missing_group(group.port, group.target_group_arn) from None
             raise
         return descriptions
+
+
+def _zone_id(zone_id: str) -> str:
+    """Z0123... from Route53's /hostedzone/Z0123..."""
+    return zone_id.rsplit("/", 1)[-1]
 
 
 def _missing_group(port: int, arn: str) -> PoolError:

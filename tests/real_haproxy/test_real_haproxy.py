@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from components.haproxy_config import HaproxySettings, render
+from components.poolctl import tier as poolctl_tier
 from tests.certs import LocalCA
+from tests.real_haproxy import tier as tier_module
 from tests.real_haproxy.tier import Haproxy, Tier, running_tier, wait_for
 
 PUPPETSERVER = "compile_masters_puppetserver"
@@ -98,3 +100,60 @@ def test_a_compile_master_drained_from_the_record_finishes_its_connections(tier:
         assert drained.held == 1, "its connection is still open"
         drained.release.set()
     assert tier.last_release == "released", "the agent's run finished on the drained compile master"
+
+
+def test_a_broker_drained_from_the_record_has_its_pxp_connection_closed(tier: Tier) -> None:
+    """As the NLB's 8142 group does (connection termination): the PXP agent reconnects elsewhere."""
+    try:
+        with tier.open("/hold", port=tier.pcp_broker) as held_by:
+            drained = tier.compile_masters[held_by]
+            tier.dns.serve([stub.address for stub in tier.compile_masters.values() if stub is not drained])
+            wait_for(f"{held_by} out of the 8142 backend", lambda: drained.address not in tier.up(PCP_BROKER))
+            drained.release.set()
+    except ConnectionResetError:
+        pass
+    assert tier.last_release == "", "HAProxy closed the connection instead of letting the broker answer"
+
+
+def test_poolctl_reads_haproxys_stats_page_through_a_drain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """poolctl's reading of HAProxy's own /;csv over HTTP: every compile master UP at its address,
+    then one drained from the record while an agent's connection is open on it: poolctl sees it out
+    of rotation with that session finishing, and the session end."""
+
+    # The HTTP stats page gives servers' addresses only with `stats show-legends`, which the rendered
+    # haproxy.cfg does not have yet (poolctl names it when a page lacks them): added here until it does.
+    def with_legends(settings: HaproxySettings) -> str:
+        text = render(settings)
+        return (
+            text
+            if "stats show-legends" in text
+            else text.replace("    stats uri /\n", "    stats uri /\n    stats show-legends\n")
+        )
+
+    monkeypatch.setattr(tier_module, "render", with_legends)
+    with running_tier(tmp_path, 3) as tier:
+        url = f"http://127.0.0.1:{tier.haproxy.settings.stats_port}/;csv"
+        addresses = {stub.address for stub in tier.compile_masters.values()}
+
+        def up(port: int) -> set[str]:
+            return {
+                slot.address for slot in poolctl_tier.read_stats(url)[port] if slot.status == poolctl_tier.UP
+            }
+
+        wait_for("poolctl to see all three UP", lambda: up(8140) == addresses and up(8142) == addresses)
+        with tier.open("/hold") as held_by:
+            drained = tier.compile_masters[held_by]
+            watch = poolctl_tier.Watch(drained.address, leaving=True, urls={"haproxy": url})
+            watch.remember({"haproxy": poolctl_tier.HaproxyStats(url, poolctl_tier.read_stats(url))})
+            assert not watch.read().done, "in rotation until the record changes"
+            tier.dns.serve(sorted(addresses - {drained.address}))
+            wait_for(f"poolctl to see {held_by} out of rotation", lambda: watch.read().done)
+            seen = watch.read()
+            assert seen.slots["haproxy"][8140] is None, "no slot holds its address any more"
+            assert seen.finishing == {"haproxy": 1}, "the agent's connection finishing on it"
+            assert up(8140) == addresses - {drained.address}
+            drained.release.set()
+        wait_for("the session to end", lambda: watch.read().finishing.get("haproxy", 0) == 0)
+        assert tier.last_release == "released"
