@@ -12,7 +12,7 @@ import pulumi_command as command
 
 from . import pe, validation
 from .instances import at_least_one_subnet, hardened, round_robin
-from .network import admit_cidrs, tagged, user_tags
+from .network import admit_cidrs, admit_group, tagged, user_tags
 from .primary import PrimaryAccess, PrimaryAccessArgs, install_primary_script, primary_command
 from .scripts import read_script
 
@@ -135,17 +135,13 @@ class CompileMasterPool(pulumi.ComponentResource):
             tags=tagged(tags, f"{name}-compile-masters"),
             opts=child,
         )
-        for port in pe.POOL_PORTS:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-nlb-{port}",
-                security_group_id=security_group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                referenced_security_group_id=args["load_balancer_security_group_id"],
-                description=f"NLB (agents and health checks) to {port}",
-                opts=child,
-            )
+        admit_group(
+            f"{name}-from-nlb",
+            security_group_id=security_group.id,
+            source_group_id=args["load_balancer_security_group_id"],
+            who="NLB",
+            parent=self,
+        )
         admit_cidrs(
             f"{name}-from-primary",
             security_group_id=security_group.id,

@@ -16,7 +16,7 @@ import pulumi_command as command
 
 from . import haproxy_config, pe, validation
 from .instances import at_least_one_subnet, hardened, round_robin
-from .network import admit_cidrs, tagged, user_tags
+from .network import admit_cidrs, admit_group, tagged, user_tags
 from .primary import caller_depends_on
 
 DEFAULT_HAPROXY_COUNT = 2
@@ -110,17 +110,13 @@ class HaproxyTier(pulumi.ComponentResource):
             tags=tagged(tags, f"{name}-haproxy"),
             opts=child,
         )
-        for port in pe.POOL_PORTS:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-haproxy-from-nlb-{port}",
-                security_group_id=security_group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                referenced_security_group_id=args["load_balancer_security_group_id"],
-                description=f"NLB (agents and health checks) to {port}",
-                opts=child,
-            )
+        admit_group(
+            f"{name}-haproxy-from-nlb",
+            security_group_id=security_group.id,
+            source_group_id=args["load_balancer_security_group_id"],
+            who="NLB",
+            parent=self,
+        )
         admit_cidrs(
             f"{name}-haproxy-admin",
             security_group_id=security_group.id,
@@ -139,19 +135,13 @@ class HaproxyTier(pulumi.ComponentResource):
             opts=child,
         )
         # The compile masters admit HAProxy (each instance depends on these rules).
-        to_compile_masters = [
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-haproxy-{port}",
-                security_group_id=args["compile_master_security_group_id"],
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                referenced_security_group_id=security_group.id,
-                description=f"HAProxy (agents and health checks) to {port}",
-                opts=child,
-            )
-            for port in pe.POOL_PORTS
-        ]
+        to_compile_masters = admit_group(
+            f"{name}-from-haproxy",
+            security_group_id=args["compile_master_security_group_id"],
+            source_group_id=security_group.id,
+            who="HAProxy",
+            parent=self,
+        )
 
         zone = aws.route53.Zone(
             f"{name}-discovery",

@@ -7,7 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from . import validation
+from . import pe, validation
 
 
 def ingress_from_cidr(
@@ -32,6 +32,31 @@ def ingress_from_cidr(
         opts=pulumi.ResourceOptions(parent=parent, aliases=list(aliases) or None),
         **{family: cidr},
     )
+
+
+def admit_group(
+    name_prefix: str,
+    *,
+    security_group_id: pulumi.Input[str],
+    source_group_id: pulumi.Input[str],
+    who: str,
+    parent: pulumi.Resource,
+) -> list[aws.vpc.SecurityGroupIngressRule]:
+    """Admit the members of ``source_group_id`` (``who``: the NLB, HAProxy) on each pool port:
+    one rule per port, named ``<name_prefix>-<port>``."""
+    return [
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name_prefix}-{port}",
+            security_group_id=security_group_id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            referenced_security_group_id=source_group_id,
+            description=f"{who} (agents and health checks) to {port}",
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for port in pe.POOL_PORTS
+    ]
 
 
 def admit_cidrs(

@@ -351,8 +351,8 @@ def cmd_undrain(context: Context) -> int:
 
 
 def drain_in_tier(context: Context, pool: Pool, status: PoolStatus, instance_id: str) -> int:
-    """Out of the discovery record; done when every HAProxy has it out of rotation on 8140 (the
-    sessions it has finish there: HAProxy ends none)."""
+    """Out of the discovery record; done when every HAProxy has it out of rotation on 8140 (its 8140
+    sessions finish there; HAProxy closes its 8142 ones, as the NLB's 8142 group does)."""
     view, record = read_tier_for(context, pool, status, "drain")
     instance = view.compile_masters.get(instance_id)
     if instance is None:
@@ -393,7 +393,10 @@ def drain_in_tier(context: Context, pool: Pool, status: PoolStatus, instance_id:
         not_confirmed(context, undo, f"not every HAProxy took {instance_id} out of rotation", sighting)
     finishing = sum(sighting.finishing.values())
     if finishing:
-        context.say(f"{finishing} sessions still open on {instance_id} finish there (HAProxy ends none)")
+        context.say(
+            f"{finishing} 8140 sessions still open on {instance_id} finish there (agent runs in flight; "
+            "its 8142 ones are closed, and PXP agents reconnect to another broker)"
+        )
     if plan is None:
         say_how_to_keep(context, instance.name, drain=True)
     return EXIT_OK
