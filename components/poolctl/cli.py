@@ -472,14 +472,7 @@ def change_record(
     undo: list[Callable[[], None]] = []
     try:
         if plan is not None:
-            if plan.wanted != plan.current:
-                write_drained(context, plan, plan.wanted, plan.current)
-                undo.append(lambda: write_drained(context, plan, plan.current, plan.wanted))
-            verb = "out of" if plan.drain else "back in"
-            context.say(
-                f"stack {plan.stack}: {stack.DRAINED_KEY} = {plan.wanted}, so `pulumi refresh` and "
-                f"`pulumi up` keep {plan.name} {verb} rotation"
-            )
+            keep_in_stack(context, plan, undo)
         context.say(doing)
         what = (
             f"added {address} ({instance_id}) to the discovery record {record.name}"
@@ -562,6 +555,19 @@ def drained_plan(context: Context, name: str, *, drain: bool) -> DrainedPlan | N
     return DrainedPlan(context.args.stack, name, current, wanted, drain)
 
 
+def keep_in_stack(context: Context, plan: DrainedPlan, undo: list[Callable[[], None]]) -> None:
+    """Write the stack's drainedCompileMasters (the desired state), first of a drain's or undrain's
+    steps, with its undo."""
+    if plan.wanted != plan.current:
+        write_drained(context, plan, plan.wanted, plan.current)
+        undo.append(lambda: write_drained(context, plan, plan.current, plan.wanted))
+    verb = "out of" if plan.drain else "back in"
+    context.say(
+        f"stack {plan.stack}: {stack.DRAINED_KEY} = {plan.wanted}, so `pulumi refresh` and "
+        f"`pulumi up` keep {plan.name} {verb} rotation"
+    )
+
+
 def change(
     context: Context, pool: Pool, instance_id: str, plan: DrainedPlan | None, *, register: bool, doing: str
 ) -> None:
@@ -571,14 +577,7 @@ def change(
     undo: list[Callable[[], None]] = []
     try:
         if plan is not None:
-            if plan.wanted != plan.current:
-                write_drained(context, plan, plan.wanted, plan.current)
-                undo.append(lambda: write_drained(context, plan, plan.current, plan.wanted))
-            verb = "out of" if plan.drain else "back in"
-            context.say(
-                f"stack {plan.stack}: {stack.DRAINED_KEY} = {plan.wanted}, so `pulumi refresh` and "
-                f"`pulumi up` keep {plan.name} {verb} rotation"
-            )
+            keep_in_stack(context, plan, undo)
         context.say(doing)
         forward, backward = (pool.register, pool.deregister) if register else (pool.deregister, pool.register)
         for port in pool.groups():
